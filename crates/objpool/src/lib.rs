@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod acquire;
+#[cfg(feature = "bytes")]
+mod buffer;
+mod builder;
+mod error;
+mod guard;
+mod pool;
+mod shared;
+mod slot;
+mod stats;
+mod sync;
+mod waiter;
+
+pub use acquire::Acquire;
+#[cfg(feature = "bytes")]
+pub use buffer::{BufferPool, BufferPoolBuilder};
+pub use builder::{Builder, DEFAULT_MAX_SIZE};
+pub use error::{BoxError, BuildError, GetError, TryGetError};
+pub use guard::{Guard, OwnedGuard};
+pub use pool::Pool;
+pub use stats::Stats;

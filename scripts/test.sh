@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit/integration/doc tests, docs,
+# the loom models, a build of every benchmark, and a short run of every fuzz target.
+# Installs what it needs (rustfmt, clippy, cargo-fuzz) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        rustup component add "$component"
+    fi
+done
+rustc --version
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "tests"
+cargo test --workspace --all-features
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+
+step "loom models"
+scripts/loom.sh
+
+step "benchmarks build"
+cargo bench --workspace --no-run
+
+step "fuzz targets"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+step "all checks passed"
