@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Prints markdown tables of criterion results: one row per benchmark point, each
+implementation's time, and ours against the fastest peer measured in the same run.
+
+Usage: scripts/bench-report.py GROUP_PREFIX [CRITERION_DIR]
+  e.g. cargo bench -p benches --bench objpool && scripts/bench-report.py objpool-
+"""
+import json
+import pathlib
+import sys
+
+
+def estimate(path):
+    data = json.loads(path.read_text())
+    # Criterion's headline figure: the regression slope where it has one, else the mean.
+    key = "slope" if data.get("slope") else "mean"
+    return data[key]["point_estimate"]
+
+
+def fmt(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def main():
+    prefix = sys.argv[1] if len(sys.argv) > 1 else ""
+    root = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else "target/criterion")
+    groups = {}
+    for path in sorted(root.glob("*/*/*/new/estimates.json")):
+        group, impl, param = path.parts[-5:-2]
+        if group.startswith(prefix):
+            groups.setdefault(group, {}).setdefault(param, {})[impl] = estimate(path)
+    for group, points in groups.items():
+        impls = sorted({i for p in points.values() for i in p}, key=lambda i: (i != "ours", i))
+        print(f"\n### {group}\n")
+        print("| parameter | " + " | ".join(impls) + " | ours vs fastest peer |")
+        print("|---" * (len(impls) + 2) + "|")
+        for param, times in sorted(points.items()):
+            peers = {i: t for i, t in times.items() if i != "ours"}
+            cells = [fmt(times[i]) if i in times else "" for i in impls]
+            if "ours" in times and peers:
+                best = min(peers, key=peers.get)
+                ratio = peers[best] / times["ours"]
+                verdict = f"{ratio:.2f}x the speed of {best}"
+            else:
+                verdict = ""
+            print(f"| {param} | " + " | ".join(cells) + f" | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
