@@ -24,6 +24,27 @@ def fmt(ns):
     return f"{ns:.3g} ns"
 
 
+# Groups whose rows compare named pairs rather than ours against the fastest peer.
+PAIRS = {
+    "alloctrack-overhead": [
+        ("ours-over-system", "system", "overhead of ours over its inner allocator"),
+        ("ours-over-mimalloc", "mimalloc", "overhead of ours over its inner allocator"),
+        ("dhat", "ours-over-system", "dhat's cost against ours"),
+        ("stats_alloc", "system", "overhead of stats_alloc over its inner allocator"),
+    ],
+}
+
+
+def pairs_table(group, points):
+    print("\n| parameter | " + " | ".join(f"{a} / {b}" for a, b, _ in PAIRS[group]) + " |")
+    print("|---" * (len(PAIRS[group]) + 1) + "|")
+    for param, times in sorted(points.items()):
+        cells = []
+        for a, b, _ in PAIRS[group]:
+            cells.append(f"{times[a] / times[b]:.3f}" if a in times and b in times else "")
+        print(f"| {param} | " + " | ".join(cells) + " |")
+
+
 def main():
     prefix = sys.argv[1] if len(sys.argv) > 1 else ""
     root = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else "target/criterion")
@@ -47,6 +68,8 @@ def main():
             else:
                 verdict = ""
             print(f"| {param} | " + " | ".join(cells) + f" | {verdict} |")
+        if group in PAIRS:
+            pairs_table(group, points)
 
 
 if __name__ == "__main__":

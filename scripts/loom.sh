@@ -6,3 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 RUSTFLAGS="--cfg objpool_loom" cargo test --release --target-dir target/loom -p objpool --test loom
+RUSTFLAGS="--cfg alloctrack_loom" cargo test --release --target-dir target/loom -p alloctrack --lib

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit/integration/doc tests, docs,
-# the loom models, a build of every benchmark, and a short run of every fuzz target.
-# Installs what it needs (rustfmt, clippy, cargo-fuzz) when missing.
+# the loom models, Miri on the unsafe code, a build of every benchmark, and a short run of
+# every fuzz target.
+# Installs what it needs (rustfmt, clippy, Miri, cargo-fuzz) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 
 step "loom models"
 scripts/loom.sh
+
+step "miri"
+scripts/miri.sh
 
 step "benchmarks build"
 cargo bench --workspace --no-run

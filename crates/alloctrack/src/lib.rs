@@ -1,0 +1,77 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(alloctrack_loom, allow(dead_code))]
+
+// Under `--cfg alloctrack_loom` only the registry, the synchronisation that the loom models
+// check, is built: everything else needs the static registry, which loom's atomics cannot
+// initialise at compile time.
+macro_rules! not_under_loom {
+    ($($item:item)*) => { $( #[cfg(not(alloctrack_loom))] $item )* };
+}
+
+mod registry;
+mod sync;
+
+not_under_loom! {
+    mod allocator;
+    #[cfg(feature = "dhat")]
+    mod profile;
+    mod pressure;
+    mod rss;
+    mod scope;
+    mod snapshot;
+    mod thread;
+
+    pub use allocator::Tracking;
+    pub use pressure::{
+        Level, MonitorThread, PressureConfigError, PressureEvent, PressureMonitor, PressureMonitorBuilder, Source,
+    };
+    #[cfg(feature = "dhat")]
+    pub use profile::HeapProfile;
+    pub use rss::rss_bytes;
+    pub use scope::{Scope, ScopeStats, assert_max_allocs, assert_no_alloc, measure};
+    pub use snapshot::{Snapshot, snapshot};
+    pub use thread::MAX_THREADS;
+}
+
+/// The allocator [`global_allocator!`] installs: [`Tracking`] over dhat's allocator with the
+/// `dhat` feature, else over mimalloc with the `mimalloc` feature, else over the system
+/// allocator.
+#[cfg(all(not(alloctrack_loom), feature = "dhat"))]
+pub type DefaultAllocator = Tracking<dhat::Alloc>;
+/// The allocator [`global_allocator!`] installs: [`Tracking`] over dhat's allocator with the
+/// `dhat` feature, else over mimalloc with the `mimalloc` feature, else over the system
+/// allocator.
+#[cfg(all(not(alloctrack_loom), not(feature = "dhat"), feature = "mimalloc"))]
+pub type DefaultAllocator = Tracking<mimalloc::MiMalloc>;
+/// The allocator [`global_allocator!`] installs: [`Tracking`] over dhat's allocator with the
+/// `dhat` feature, else over mimalloc with the `mimalloc` feature, else over the system
+/// allocator.
+#[cfg(all(not(alloctrack_loom), not(feature = "dhat"), not(feature = "mimalloc")))]
+pub type DefaultAllocator = Tracking<std::alloc::System>;
+
+/// The value of [`DefaultAllocator`].
+#[cfg(all(not(alloctrack_loom), feature = "dhat"))]
+pub const DEFAULT_ALLOCATOR: DefaultAllocator = Tracking::new(dhat::Alloc);
+/// The value of [`DefaultAllocator`].
+#[cfg(all(not(alloctrack_loom), not(feature = "dhat"), feature = "mimalloc"))]
+pub const DEFAULT_ALLOCATOR: DefaultAllocator = Tracking::new(mimalloc::MiMalloc);
+/// The value of [`DefaultAllocator`].
+#[cfg(all(not(alloctrack_loom), not(feature = "dhat"), not(feature = "mimalloc")))]
+pub const DEFAULT_ALLOCATOR: DefaultAllocator = Tracking::new(std::alloc::System);
+
+/// Installs [`DEFAULT_ALLOCATOR`] as the program's global allocator: counting always, and
+/// underneath it dhat's profiling allocator when the `dhat` feature is on.
+///
+/// ```ignore
+/// alloctrack::global_allocator!();
+/// ```
+#[macro_export]
+macro_rules! global_allocator {
+    () => {
+        #[global_allocator]
+        static ALLOCTRACK_GLOBAL: $crate::DefaultAllocator = $crate::DEFAULT_ALLOCATOR;
+    };
+}

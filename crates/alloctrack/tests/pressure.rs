@@ -1,0 +1,97 @@
+//! The pressure monitor, driven by a custom source.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloctrack::{Level, PressureConfigError, PressureMonitor, Source, Tracking, snapshot};
+
+// The tests of this binary allocate little, so live bytes move only with `ballast` below.
+#[global_allocator]
+static GLOBAL: Tracking = Tracking::system();
+
+fn monitor(used: &Arc<AtomicU64>) -> PressureMonitor {
+    let sample = used.clone();
+    PressureMonitor::builder(1000)
+        .source(Source::Custom(Arc::new(move || sample.load(Ordering::SeqCst))))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn callbacks_fire_once_per_change_without_flapping() {
+    let used = Arc::new(AtomicU64::new(0));
+    let monitor = monitor(&used);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    monitor.on_pressure(move |e| seen.lock().unwrap().push((e.level, e.used)));
+    for value in [100, 800, 790, 810, 760, 800, 950, 940, 960, 700, 100] {
+        used.store(value, Ordering::SeqCst);
+        monitor.check();
+    }
+    assert_eq!(
+        *events.lock().unwrap(),
+        [(Level::Warning, 800), (Level::Critical, 950), (Level::Normal, 700)],
+        "hovering around a threshold must not flap"
+    );
+    assert_eq!(monitor.level(), Level::Normal);
+}
+
+#[test]
+fn a_background_thread_checks_until_dropped() {
+    let used = Arc::new(AtomicU64::new(990));
+    let monitor = monitor(&used);
+    let thread = monitor.spawn(Duration::from_millis(5));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while monitor.level() != Level::Critical {
+        assert!(Instant::now() < deadline, "the monitor thread never checked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(thread);
+    used.store(0, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(monitor.level(), Level::Critical, "the thread kept checking after it was dropped");
+}
+
+#[test]
+fn bad_configurations_are_typed_errors() {
+    let err = PressureMonitor::builder(0).build().unwrap_err();
+    assert_eq!(err, PressureConfigError::ZeroLimit);
+    let err = PressureMonitor::builder(10).warning(1.5).build().unwrap_err();
+    assert!(matches!(err, PressureConfigError::Threshold { name: "warning", .. }), "{err}");
+    let err = PressureMonitor::builder(10).warning(0.9).critical(0.8).build().unwrap_err();
+    assert!(matches!(err, PressureConfigError::WarningNotBelowCritical { .. }));
+    let err = PressureMonitor::builder(10).hysteresis(0.9).build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid pressure monitor: the hysteresis 0.9 is negative or not below the warning threshold"
+    );
+    let err = PressureMonitor::builder(10).warning(f64::NAN).build().unwrap_err();
+    assert!(matches!(err, PressureConfigError::Threshold { .. }));
+}
+
+#[test]
+fn rss_source_reads_the_process() {
+    let monitor = PressureMonitor::builder(u64::MAX / 2).source(Source::Rss).build().unwrap();
+    assert_eq!(monitor.check(), Level::Normal);
+    if cfg!(target_os = "linux") {
+        let tiny = PressureMonitor::builder(1).source(Source::Rss).build().unwrap();
+        assert_eq!(tiny.check(), Level::Critical, "RSS is above one byte");
+    }
+}
+
+#[test]
+fn live_bytes_drive_a_pressure_monitor() {
+    let base = snapshot().live_bytes;
+    // A limit such that 32 MiB more live bytes cross the warning threshold.
+    let monitor = PressureMonitor::builder(base + (36 << 20)).source(Source::LiveBytes).build().unwrap();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    monitor.on_pressure(move |e| seen.lock().unwrap().push((e.previous, e.level)));
+    assert_eq!(monitor.check(), Level::Normal);
+    let ballast = std::hint::black_box(vec![1u8; 32 << 20]);
+    assert_eq!(monitor.check(), Level::Warning);
+    drop(ballast);
+    assert_eq!(monitor.check(), Level::Normal);
+    assert_eq!(*events.lock().unwrap(), [(Level::Normal, Level::Warning), (Level::Warning, Level::Normal)]);
+}

@@ -1,0 +1,435 @@
+//! The pool's state machine: idle connections, FIFO waiters, and the accounting that bounds
+//! the number of connections. No I/O and no timers: the async layer (`pool.rs`) performs what
+//! these transitions ask for (connect, close, validate), which keeps this part small enough
+//! for loom to check every interleaving (`tests/loom.rs`).
+//!
+//! # Implementation details
+//!
+//! One mutex guards the whole state; every transition is a short critical section with no
+//! allocation on the checkout and return paths (the queues keep their capacity).
+//!
+//! **Accounting.** `open` counts every connection that exists: idle, checked out, or taken
+//! out for a health check. `connecting` counts connection attempts in flight. A new attempt is
+//! started only while `open + connecting < max_size`, so the pool never exceeds `max_size`.
+//!
+//! **Waiters.** A checkout that finds no idle connection joins a FIFO queue. A returned or
+//! newly made connection goes to the oldest waiter directly (a *grant*), never through the idle
+//! set, so a newcomer cannot overtake a waiter. A waiter that gives up (timeout, dropped future)
+//! removes itself under the lock; if it was granted a connection meanwhile it gets it back and
+//! passes it on, so no connection and no slot is lost.
+//!
+//! **Bursts.** Attempts are started only for waiters not already covered by an attempt in
+//! flight (`waiters > connecting`), and at most `max_connecting` at a time. Under a burst the
+//! returning connections serve most waiters while the first new connections are still being
+//! made, so the pool grows by what the burst needs rather than by the burst's size (the
+//! HikariCP pool-sizing behaviour; `tests/burst.rs`).
+
+use std::collections::VecDeque;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::sync::{Arc, Mutex};
+
+/// A connection with the pool's bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Pooled<C> {
+    pub(crate) conn: C,
+    pub(crate) id: u64,
+    pub(crate) created: Instant,
+    /// When the connection's (jittered) lifetime ends.
+    pub(crate) expires: Option<Instant>,
+    /// When it was last returned (or made).
+    pub(crate) last_used: Instant,
+    /// When it was last validated (or made).
+    pub(crate) last_checked: Instant,
+}
+
+impl<C> Pooled<C> {
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|expires| now >= expires)
+    }
+}
+
+/// What a waiter receives.
+#[derive(Debug)]
+pub(crate) enum Grant<C, E> {
+    Conn(Pooled<C>),
+    Error(StdArc<E>),
+    Closed,
+}
+
+#[derive(Debug)]
+struct WaiterState<C, E> {
+    grant: Option<Grant<C, E>>,
+    waker: Option<Waker>,
+}
+
+/// A checkout waiting in the queue.
+#[derive(Debug)]
+pub(crate) struct Waiter<C, E> {
+    state: Mutex<WaiterState<C, E>>,
+}
+
+impl<C, E> Waiter<C, E> {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(WaiterState { grant: None, waker: None }) })
+    }
+
+    fn grant(&self, grant: Grant<C, E>) {
+        let waker = {
+            let mut state = self.state.lock();
+            debug_assert!(state.grant.is_none(), "granted twice");
+            state.grant = Some(grant);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once granted.
+    pub(crate) fn poll_grant(&self, cx: &mut Context<'_>) -> Poll<Grant<C, E>> {
+        let mut state = self.state.lock();
+        if let Some(grant) = state.grant.take() {
+            return Poll::Ready(grant);
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn take_grant(&self) -> Option<Grant<C, E>> {
+        self.state.lock().grant.take()
+    }
+}
+
+/// An idle connection.
+#[derive(Debug)]
+struct Idle<C> {
+    conn: Pooled<C>,
+}
+
+#[derive(Debug)]
+struct State<C, E> {
+    /// Most recently returned first: busy pools reuse warm connections, and the ones at the
+    /// back stay idle long enough to be evicted.
+    idle: VecDeque<Idle<C>>,
+    waiters: VecDeque<Arc<Waiter<C, E>>>,
+    open: usize,
+    connecting: usize,
+    /// Connections taken out of the idle set for a health check.
+    validating: usize,
+    min_size: usize,
+    max_size: usize,
+    max_connecting: usize,
+    fail_fast: bool,
+    closed: bool,
+    last_error: Option<StdArc<E>>,
+}
+
+/// The outcome of [`Core::checkout`].
+#[derive(Debug)]
+pub(crate) enum Checkout<C, E> {
+    /// An idle connection, now checked out.
+    Ready(Pooled<C>),
+    /// An idle connection past its lifetime, already taken out of the count: close it and
+    /// check out again.
+    Expired(Pooled<C>),
+    /// Wait for a grant; start `connect` new connection attempts first.
+    Wait { waiter: Arc<Waiter<C, E>>, connect: usize },
+    /// The pool is closed.
+    Closed,
+}
+
+/// A consistent view of the counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) open: usize,
+    pub(crate) idle: usize,
+    pub(crate) connecting: usize,
+    pub(crate) validating: usize,
+    pub(crate) waiting: usize,
+    pub(crate) min_size: usize,
+    pub(crate) max_size: usize,
+    pub(crate) closed: bool,
+}
+
+/// Connections that maintenance took out of the idle set.
+#[derive(Debug)]
+pub(crate) struct Stale<C> {
+    /// Past their lifetime: close.
+    pub(crate) expired: Vec<Pooled<C>>,
+    /// Idle too long, above `min_size`: close.
+    pub(crate) idle_timeout: Vec<Pooled<C>>,
+    /// Due a health check: validate, then give back with [`Core::checked`].
+    pub(crate) check: Vec<Pooled<C>>,
+}
+
+/// The state machine.
+#[derive(Debug)]
+pub(crate) struct Core<C, E> {
+    state: Mutex<State<C, E>>,
+}
+
+/// Sizes and switches the core needs from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) min_size: usize,
+    pub(crate) max_size: usize,
+    pub(crate) max_connecting: usize,
+    pub(crate) fail_fast: bool,
+}
+
+impl<C, E> Core<C, E> {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            state: Mutex::new(State {
+                idle: VecDeque::with_capacity(limits.max_size),
+                waiters: VecDeque::new(),
+                open: 0,
+                connecting: 0,
+                validating: 0,
+                min_size: limits.min_size,
+                max_size: limits.max_size,
+                max_connecting: limits.max_connecting,
+                fail_fast: limits.fail_fast,
+                closed: false,
+                last_error: None,
+            }),
+        }
+    }
+
+    /// Takes an idle connection, or queues the caller.
+    pub(crate) fn checkout(&self, now: Instant) -> Checkout<C, E> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Checkout::Closed;
+        }
+        // Waiters come first: a newcomer may only take an idle connection if none wait.
+        if state.waiters.is_empty() {
+            if let Some(Idle { conn }) = state.idle.pop_front() {
+                if conn.expired(now) {
+                    state.open -= 1;
+                    return Checkout::Expired(conn);
+                }
+                return Checkout::Ready(conn);
+            }
+        }
+        let waiter = Waiter::new();
+        state.waiters.push_back(waiter.clone());
+        let connect = state.connects_needed();
+        Checkout::Wait { waiter, connect }
+    }
+
+    /// Gives a checked-out (or validated) connection back: to the oldest waiter, or to the
+    /// idle set. Returns the connection if it must be closed instead (the pool is closed or
+    /// over its size), with the number of connection attempts to start.
+    pub(crate) fn put_back(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
+        let mut state = self.state.lock();
+        if state.closed || state.open > state.max_size {
+            state.open -= 1;
+            let connect = state.connects_needed();
+            return (Some(conn), connect);
+        }
+        state.give(conn);
+        (None, 0)
+    }
+
+    /// A checked-out connection was closed (broken, expired, failed validation, detached):
+    /// returns the number of connection attempts to start in its place.
+    pub(crate) fn closed_one(&self) -> usize {
+        let mut state = self.state.lock();
+        state.open -= 1;
+        state.connects_needed()
+    }
+
+    /// A connection attempt succeeded. Returns the connection if the pool was closed
+    /// meanwhile (close it), and the number of further attempts to start.
+    pub(crate) fn connected(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
+        let mut state = self.state.lock();
+        state.connecting -= 1;
+        if state.closed {
+            return (Some(conn), 0);
+        }
+        state.open += 1;
+        state.last_error = None;
+        state.give(conn);
+        (None, state.connects_needed())
+    }
+
+    /// A connection attempt failed for good: records the error and, with `fail_fast`, fails
+    /// the oldest waiter with it. The attempt keeps its place in `connecting` until
+    /// [`connect_released`](Self::connect_released), so that the async layer can pause before
+    /// the next attempt instead of hammering a backend that is down.
+    pub(crate) fn connect_failed(&self, error: StdArc<E>) {
+        let mut state = self.state.lock();
+        state.last_error = Some(error.clone());
+        if state.fail_fast {
+            if let Some(waiter) = state.waiters.pop_front() {
+                waiter.grant(Grant::Error(error));
+            }
+        }
+    }
+
+    /// Ends a failed attempt's pause. Returns the number of further attempts to start.
+    pub(crate) fn connect_released(&self) -> usize {
+        let mut state = self.state.lock();
+        state.connecting -= 1;
+        if state.closed { 0 } else { state.connects_needed() }
+    }
+
+    /// Removes a waiter that gives up. Returns what it was granted meanwhile, if anything; the
+    /// caller owns that now (a connection must be used or put back).
+    pub(crate) fn cancel(&self, waiter: &Arc<Waiter<C, E>>) -> Option<Grant<C, E>> {
+        let mut state = self.state.lock();
+        if let Some(position) = state.waiters.iter().position(|queued| Arc::ptr_eq(queued, waiter)) {
+            state.waiters.remove(position);
+            return None;
+        }
+        drop(state);
+        waiter.take_grant()
+    }
+
+    /// Closes the pool: waiters get `Closed`, idle connections are returned for closing, and
+    /// connections still checked out are closed when they come back.
+    pub(crate) fn close(&self) -> Vec<Pooled<C>> {
+        let mut state = self.state.lock();
+        state.closed = true;
+        for waiter in state.waiters.drain(..) {
+            waiter.grant(Grant::Closed);
+        }
+        let idle: Vec<_> = state.idle.drain(..).map(|idle| idle.conn).collect();
+        state.open -= idle.len();
+        idle
+    }
+
+    /// Changes the sizes. Returns idle connections to close (above the new maximum) and the
+    /// number of connection attempts to start (below the new minimum, or for waiters).
+    pub(crate) fn resize(&self, min_size: usize, max_size: usize) -> (Vec<Pooled<C>>, usize) {
+        let mut state = self.state.lock();
+        state.min_size = min_size;
+        state.max_size = max_size;
+        let mut close = Vec::new();
+        while state.open > max_size {
+            let Some(Idle { conn }) = state.idle.pop_back() else { break };
+            state.open -= 1;
+            close.push(conn);
+        }
+        let connect = if state.closed { 0 } else { state.connects_needed() };
+        (close, connect)
+    }
+
+    /// Takes out of the idle set what maintenance must act on.
+    pub(crate) fn take_stale(
+        &self,
+        now: Instant,
+        idle_timeout: Option<Duration>,
+        health_check: Option<Duration>,
+    ) -> Stale<C> {
+        let mut state = self.state.lock();
+        let mut stale = Stale { expired: Vec::new(), idle_timeout: Vec::new(), check: Vec::new() };
+        if state.closed {
+            return stale;
+        }
+        let mut kept = VecDeque::with_capacity(state.idle.len());
+        // Oldest-returned last: walk from the back so eviction takes the longest idle first.
+        while let Some(Idle { conn }) = state.idle.pop_back() {
+            if conn.expired(now) {
+                state.open -= 1;
+                stale.expired.push(conn);
+            } else if idle_timeout.is_some_and(|timeout| now.duration_since(conn.last_used) >= timeout)
+                && state.open > state.min_size
+            {
+                state.open -= 1;
+                stale.idle_timeout.push(conn);
+            } else if health_check.is_some_and(|every| now.duration_since(conn.last_checked) >= every) {
+                state.validating += 1;
+                stale.check.push(conn);
+            } else {
+                kept.push_front(Idle { conn });
+            }
+        }
+        state.idle = kept;
+        stale
+    }
+
+    /// A connection taken out by `take_stale` passed its health check (`Some`) or failed it
+    /// and was closed (`None`). Returns the number of connection attempts to start.
+    pub(crate) fn checked(&self, conn: Option<Pooled<C>>) -> (Option<Pooled<C>>, usize) {
+        let mut state = self.state.lock();
+        state.validating -= 1;
+        match conn {
+            Some(conn) if !state.closed && state.open <= state.max_size => {
+                state.give(conn);
+                (None, 0)
+            }
+            Some(conn) => {
+                state.open -= 1;
+                (Some(conn), 0)
+            }
+            None => {
+                state.open -= 1;
+                (None, if state.closed { 0 } else { state.connects_needed() })
+            }
+        }
+    }
+
+    /// Connection attempts to start now (to reach `min_size`, or for waiters).
+    pub(crate) fn replenish(&self) -> usize {
+        let mut state = self.state.lock();
+        if state.closed { 0 } else { state.connects_needed() }
+    }
+
+    /// Reserves `n` attempts outside the throttle, for warming the pool up at build time.
+    pub(crate) fn reserve_connects(&self, n: usize) -> usize {
+        let mut state = self.state.lock();
+        let room = state.max_size - state.open - state.connecting;
+        let n = n.min(room);
+        state.connecting += n;
+        n
+    }
+
+    pub(crate) fn last_error(&self) -> Option<StdArc<E>> {
+        self.state.lock().last_error.clone()
+    }
+
+    pub(crate) fn counts(&self) -> Counts {
+        let state = self.state.lock();
+        Counts {
+            open: state.open,
+            idle: state.idle.len(),
+            connecting: state.connecting,
+            validating: state.validating,
+            waiting: state.waiters.len(),
+            min_size: state.min_size,
+            max_size: state.max_size,
+            closed: state.closed,
+        }
+    }
+}
+
+impl<C, E> State<C, E> {
+    /// Hands a connection to the oldest waiter, or makes it idle.
+    fn give(&mut self, conn: Pooled<C>) {
+        match self.waiters.pop_front() {
+            Some(waiter) => waiter.grant(Grant::Conn(conn)),
+            None => self.idle.push_front(Idle { conn }),
+        }
+    }
+
+    /// Reserves and returns the number of connection attempts to start now.
+    fn connects_needed(&mut self) -> usize {
+        let for_waiters = self.waiters.len().saturating_sub(self.connecting);
+        let for_minimum = self.min_size.saturating_sub(self.open + self.connecting);
+        let room = self.max_size.saturating_sub(self.open + self.connecting);
+        let throttle = self.max_connecting.saturating_sub(self.connecting);
+        let n = for_waiters.max(for_minimum).min(room).min(throttle);
+        self.connecting += n;
+        n
+    }
+}

@@ -1,0 +1,149 @@
+//! The pool's errors.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::Status;
+
+/// Why a checkout failed. `E` is the manager's error type.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PoolError<E> {
+    /// No connection came free or could be made within the checkout timeout.
+    Timeout {
+        /// How long the checkout waited.
+        waited: Duration,
+        /// The pool's state when it gave up.
+        status: Status,
+        /// The last connection error, if connecting was failing.
+        last_error: Option<Arc<ConnectError<E>>>,
+    },
+    /// Connecting to the backend failed (after the retry policy's retries).
+    Connect(Arc<ConnectError<E>>),
+    /// The pool was closed.
+    Closed,
+}
+
+impl<E: fmt::Display> fmt::Display for PoolError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout { waited, status, last_error } => {
+                write!(f, "timed out after {waited:?} waiting for a connection ({status})")?;
+                if let Some(error) = last_error {
+                    write!(f, "; last connection error: {error}")?;
+                }
+                Ok(())
+            }
+            Self::Connect(error) => write!(f, "connecting to the backend failed: {error}"),
+            Self::Closed => f.write_str("the pool is closed"),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for PoolError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Timeout { last_error: Some(error), .. } | Self::Connect(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError<E> {
+    /// The manager's `connect` failed.
+    Backend(E),
+    /// `connect` did not finish within the connect timeout.
+    Timeout(Duration),
+}
+
+impl<E: fmt::Display> fmt::Display for ConnectError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Backend(error) => error.fmt(f),
+            Self::Timeout(after) => write!(f, "connecting timed out after {after:?}"),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for ConnectError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Backend(error) => Some(error),
+            Self::Timeout(_) => None,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_size` was zero.
+    ZeroMaxSize,
+    /// `min_size` was above `max_size`.
+    MinAboveMax {
+        /// The minimum.
+        min_size: usize,
+        /// The maximum.
+        max_size: usize,
+    },
+    /// A field that must be non-zero was zero.
+    Zero(&'static str),
+    /// Another inconsistency, described.
+    Invalid(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid pool configuration: ")?;
+        match self {
+            Self::ZeroMaxSize => f.write_str("max_size is 0"),
+            Self::MinAboveMax { min_size, max_size } => {
+                write!(f, "min_size ({min_size}) is above max_size ({max_size})")
+            }
+            Self::Zero(field) => write!(f, "{field} is 0"),
+            Self::Invalid(what) => f.write_str(what),
+        }
+    }
+}
+
+impl Error for ConfigError {}
+
+/// Why building a pool failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError<E> {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// Opening the `min_size` connections failed (after retries).
+    Connect(Arc<ConnectError<E>>),
+}
+
+impl<E: fmt::Display> fmt::Display for BuildError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(error) => error.fmt(f),
+            Self::Connect(error) => write!(f, "opening the pool's first connections failed: {error}"),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for BuildError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Config(error) => Some(error),
+            Self::Connect(error) => Some(&**error),
+        }
+    }
+}
+
+impl<E> From<ConfigError> for BuildError<E> {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(error)
+    }
+}

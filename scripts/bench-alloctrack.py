@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Runs the alloctrack-overhead benchmarks ROUNDS times (default 5) and prints the median of
+each ratio. One bench binary per global allocator runs after another, so on a shared machine a
+single round's ratios carry the noise of the moment; the median over rounds is steadier.
+
+Usage: scripts/bench-alloctrack.py [ROUNDS]
+"""
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+
+BINARIES = ["system", "ours-over-system", "mimalloc", "ours-over-mimalloc", "stats-alloc", "dhat"]
+RATIOS = [
+    ("ours-over-system", "system"),
+    ("ours-over-mimalloc", "mimalloc"),
+    ("stats_alloc", "system"),
+    ("dhat", "ours-over-system"),
+]
+
+
+def estimate(impl):
+    path = pathlib.Path("target/criterion/alloctrack-overhead") / impl / "mixed/new/estimates.json"
+    data = json.loads(path.read_text())
+    return data["slope" if data.get("slope") else "mean"]["point_estimate"]
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    samples = {pair: [] for pair in RATIOS}
+    times = {}
+    for round_ in range(rounds):
+        args = ["cargo", "bench", "-q", "-p", "benches"]
+        for binary in BINARIES:
+            args += ["--bench", f"alloc-{binary}"]
+        args += ["--", "--warm-up-time", "1", "--measurement-time", "3", "--noplot"]
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for a, b in RATIOS:
+            samples[(a, b)].append(estimate(a) / estimate(b))
+        for impl in {i for pair in RATIOS for i in pair}:
+            times.setdefault(impl, []).append(estimate(impl))
+        print(f"round {round_ + 1}: " + ", ".join(f"{a}/{b} {samples[(a, b)][-1]:.3f}" for a, b in RATIOS), flush=True)
+    print(f"\nmedian of {rounds} rounds\n")
+    print("| implementation | median time per round of the workload |")
+    print("|---|---|")
+    for impl, values in sorted(times.items()):
+        print(f"| {impl} | {statistics.median(values) / 1000:.1f} µs |")
+    print("\n| ratio | median | min | max |")
+    print("|---|---|---|---|")
+    for (a, b), values in samples.items():
+        print(f"| {a} / {b} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |")
+
+
+if __name__ == "__main__":
+    main()

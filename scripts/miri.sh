@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the tests that exercise unsafe code under Miri (nightly), installing Miri when missing.
+# Isolation is off so that alloctrack can read /proc; heavy tests skip themselves under Miri.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    rustup component add --toolchain nightly miri rust-src
+fi
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
+cargo +nightly miri test -p objpool --test pool --test no_alloc
+cargo +nightly miri test -p alloctrack --test counting
