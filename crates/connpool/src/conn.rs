@@ -18,23 +18,34 @@ use crate::pool::Inner;
 pub struct Conn<M: Manager> {
     inner: Arc<Inner<M>>,
     pooled: Option<Pooled<M::Connection>>,
-    checked_out: Instant,
-    broken: bool,
+    /// When it was checked out, kept for leak detection only.
+    checked_out: Option<Instant>,
+    /// Set when the connection must be closed instead of returned.
+    close: Option<Reason>,
 }
 
 impl<M: Manager> Conn<M> {
     pub(crate) fn new(inner: Arc<Inner<M>>, pooled: Pooled<M::Connection>) -> Self {
-        inner.leaks.checked_out(pooled.id);
-        Self { inner, pooled: Some(pooled), checked_out: Instant::now(), broken: false }
+        let checked_out = inner.leaks.checked_out(pooled.id);
+        Self { inner, pooled: Some(pooled), checked_out, close: None }
     }
 
     fn pooled(&self) -> &Pooled<M::Connection> {
         self.pooled.as_ref().expect("present until dropped")
     }
 
+    pub(crate) fn pooled_mut(&mut self) -> &mut Pooled<M::Connection> {
+        self.pooled.as_mut().expect("present until dropped")
+    }
+
+    /// Closes the connection when dropped, counted under `reason`.
+    pub(crate) fn close_on_drop(&mut self, reason: Reason) {
+        self.close = Some(reason);
+    }
+
     /// Marks the connection broken: it is closed instead of returned.
     pub fn mark_broken(&mut self) {
-        self.broken = true;
+        self.close = Some(Reason::Broken);
     }
 
     /// Takes the connection out of the pool for good; the pool may open another in its place.
@@ -45,6 +56,12 @@ impl<M: Manager> Conn<M> {
         let more = self.inner.core.closed_one();
         self.inner.spawn_connects(more);
         pooled.conn
+    }
+
+    /// When the connection was last returned or validated.
+    pub(crate) fn last_active(&self) -> Instant {
+        let pooled = self.pooled();
+        pooled.last_used.max(pooled.last_checked)
     }
 
     /// How long ago the connection was opened.
@@ -76,7 +93,7 @@ impl<M: Manager> Drop for Conn<M> {
     fn drop(&mut self) {
         if let Some(pooled) = self.pooled.take() {
             self.inner.leaks.returned(pooled.id, self.checked_out);
-            self.inner.give_back(pooled, self.broken);
+            self.inner.give_back(pooled, self.close);
         }
     }
 }

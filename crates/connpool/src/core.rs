@@ -24,6 +24,11 @@
 //! made, so the pool grows by what the burst needs rather than by the burst's size (the
 //! HikariCP pool-sizing behaviour; `tests/burst.rs`).
 
+// The items are `pub` so that `--cfg connpool_loom` can re-export them to the loom models; the
+// module itself is private, so nothing here is public API.
+#![allow(unreachable_pub)]
+#![cfg_attr(connpool_loom, allow(missing_docs))]
+
 use std::collections::VecDeque;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
@@ -35,7 +40,7 @@ use crate::sync::{Arc, Mutex};
 
 /// A connection with the pool's bookkeeping.
 #[derive(Debug)]
-pub(crate) struct Pooled<C> {
+pub struct Pooled<C> {
     pub(crate) conn: C,
     pub(crate) id: u64,
     pub(crate) created: Instant,
@@ -48,14 +53,21 @@ pub(crate) struct Pooled<C> {
 }
 
 impl<C> Pooled<C> {
-    pub(crate) fn expired(&self, now: Instant) -> bool {
+    /// A connection with fresh bookkeeping, for the loom models.
+    #[cfg(connpool_loom)]
+    pub fn new_for_test(conn: C) -> Self {
+        let now = Instant::now();
+        Self { conn, id: 0, created: now, expires: None, last_used: now, last_checked: now }
+    }
+
+    pub fn expired(&self, now: Instant) -> bool {
         self.expires.is_some_and(|expires| now >= expires)
     }
 }
 
 /// What a waiter receives.
 #[derive(Debug)]
-pub(crate) enum Grant<C, E> {
+pub enum Grant<C, E> {
     Conn(Pooled<C>),
     Error(StdArc<E>),
     Closed,
@@ -69,7 +81,7 @@ struct WaiterState<C, E> {
 
 /// A checkout waiting in the queue.
 #[derive(Debug)]
-pub(crate) struct Waiter<C, E> {
+pub struct Waiter<C, E> {
     state: Mutex<WaiterState<C, E>>,
 }
 
@@ -91,7 +103,7 @@ impl<C, E> Waiter<C, E> {
     }
 
     /// Resolves once granted.
-    pub(crate) fn poll_grant(&self, cx: &mut Context<'_>) -> Poll<Grant<C, E>> {
+    pub fn poll_grant(&self, cx: &mut Context<'_>) -> Poll<Grant<C, E>> {
         let mut state = self.state.lock();
         if let Some(grant) = state.grant.take() {
             return Poll::Ready(grant);
@@ -134,12 +146,9 @@ struct State<C, E> {
 
 /// The outcome of [`Core::checkout`].
 #[derive(Debug)]
-pub(crate) enum Checkout<C, E> {
+pub enum Checkout<C, E> {
     /// An idle connection, now checked out.
     Ready(Pooled<C>),
-    /// An idle connection past its lifetime, already taken out of the count: close it and
-    /// check out again.
-    Expired(Pooled<C>),
     /// Wait for a grant; start `connect` new connection attempts first.
     Wait { waiter: Arc<Waiter<C, E>>, connect: usize },
     /// The pool is closed.
@@ -148,20 +157,20 @@ pub(crate) enum Checkout<C, E> {
 
 /// A consistent view of the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) open: usize,
-    pub(crate) idle: usize,
-    pub(crate) connecting: usize,
-    pub(crate) validating: usize,
-    pub(crate) waiting: usize,
-    pub(crate) min_size: usize,
-    pub(crate) max_size: usize,
-    pub(crate) closed: bool,
+pub struct Counts {
+    pub open: usize,
+    pub idle: usize,
+    pub connecting: usize,
+    pub validating: usize,
+    pub waiting: usize,
+    pub min_size: usize,
+    pub max_size: usize,
+    pub closed: bool,
 }
 
 /// Connections that maintenance took out of the idle set.
 #[derive(Debug)]
-pub(crate) struct Stale<C> {
+pub struct Stale<C> {
     /// Past their lifetime: close.
     pub(crate) expired: Vec<Pooled<C>>,
     /// Idle too long, above `min_size`: close.
@@ -172,21 +181,21 @@ pub(crate) struct Stale<C> {
 
 /// The state machine.
 #[derive(Debug)]
-pub(crate) struct Core<C, E> {
+pub struct Core<C, E> {
     state: Mutex<State<C, E>>,
 }
 
 /// Sizes and switches the core needs from the configuration.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) min_size: usize,
-    pub(crate) max_size: usize,
-    pub(crate) max_connecting: usize,
-    pub(crate) fail_fast: bool,
+pub struct Limits {
+    pub min_size: usize,
+    pub max_size: usize,
+    pub max_connecting: usize,
+    pub fail_fast: bool,
 }
 
 impl<C, E> Core<C, E> {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
             state: Mutex::new(State {
                 idle: VecDeque::with_capacity(limits.max_size),
@@ -205,7 +214,7 @@ impl<C, E> Core<C, E> {
     }
 
     /// Takes an idle connection, or queues the caller.
-    pub(crate) fn checkout(&self, now: Instant) -> Checkout<C, E> {
+    pub fn checkout(&self) -> Checkout<C, E> {
         let mut state = self.state.lock();
         if state.closed {
             return Checkout::Closed;
@@ -213,10 +222,6 @@ impl<C, E> Core<C, E> {
         // Waiters come first: a newcomer may only take an idle connection if none wait.
         if state.waiters.is_empty() {
             if let Some(Idle { conn }) = state.idle.pop_front() {
-                if conn.expired(now) {
-                    state.open -= 1;
-                    return Checkout::Expired(conn);
-                }
                 return Checkout::Ready(conn);
             }
         }
@@ -229,7 +234,7 @@ impl<C, E> Core<C, E> {
     /// Gives a checked-out (or validated) connection back: to the oldest waiter, or to the
     /// idle set. Returns the connection if it must be closed instead (the pool is closed or
     /// over its size), with the number of connection attempts to start.
-    pub(crate) fn put_back(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
+    pub fn put_back(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
         let mut state = self.state.lock();
         if state.closed || state.open > state.max_size {
             state.open -= 1;
@@ -242,7 +247,7 @@ impl<C, E> Core<C, E> {
 
     /// A checked-out connection was closed (broken, expired, failed validation, detached):
     /// returns the number of connection attempts to start in its place.
-    pub(crate) fn closed_one(&self) -> usize {
+    pub fn closed_one(&self) -> usize {
         let mut state = self.state.lock();
         state.open -= 1;
         state.connects_needed()
@@ -250,7 +255,7 @@ impl<C, E> Core<C, E> {
 
     /// A connection attempt succeeded. Returns the connection if the pool was closed
     /// meanwhile (close it), and the number of further attempts to start.
-    pub(crate) fn connected(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
+    pub fn connected(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
         let mut state = self.state.lock();
         state.connecting -= 1;
         if state.closed {
@@ -266,7 +271,7 @@ impl<C, E> Core<C, E> {
     /// the oldest waiter with it. The attempt keeps its place in `connecting` until
     /// [`connect_released`](Self::connect_released), so that the async layer can pause before
     /// the next attempt instead of hammering a backend that is down.
-    pub(crate) fn connect_failed(&self, error: StdArc<E>) {
+    pub fn connect_failed(&self, error: StdArc<E>) {
         let mut state = self.state.lock();
         state.last_error = Some(error.clone());
         if state.fail_fast {
@@ -277,7 +282,7 @@ impl<C, E> Core<C, E> {
     }
 
     /// Ends a failed attempt's pause. Returns the number of further attempts to start.
-    pub(crate) fn connect_released(&self) -> usize {
+    pub fn connect_released(&self) -> usize {
         let mut state = self.state.lock();
         state.connecting -= 1;
         if state.closed { 0 } else { state.connects_needed() }
@@ -285,7 +290,7 @@ impl<C, E> Core<C, E> {
 
     /// Removes a waiter that gives up. Returns what it was granted meanwhile, if anything; the
     /// caller owns that now (a connection must be used or put back).
-    pub(crate) fn cancel(&self, waiter: &Arc<Waiter<C, E>>) -> Option<Grant<C, E>> {
+    pub fn cancel(&self, waiter: &Arc<Waiter<C, E>>) -> Option<Grant<C, E>> {
         let mut state = self.state.lock();
         if let Some(position) = state.waiters.iter().position(|queued| Arc::ptr_eq(queued, waiter)) {
             state.waiters.remove(position);
@@ -297,7 +302,7 @@ impl<C, E> Core<C, E> {
 
     /// Closes the pool: waiters get `Closed`, idle connections are returned for closing, and
     /// connections still checked out are closed when they come back.
-    pub(crate) fn close(&self) -> Vec<Pooled<C>> {
+    pub fn close(&self) -> Vec<Pooled<C>> {
         let mut state = self.state.lock();
         state.closed = true;
         for waiter in state.waiters.drain(..) {
@@ -310,7 +315,7 @@ impl<C, E> Core<C, E> {
 
     /// Changes the sizes. Returns idle connections to close (above the new maximum) and the
     /// number of connection attempts to start (below the new minimum, or for waiters).
-    pub(crate) fn resize(&self, min_size: usize, max_size: usize) -> (Vec<Pooled<C>>, usize) {
+    pub fn resize(&self, min_size: usize, max_size: usize) -> (Vec<Pooled<C>>, usize) {
         let mut state = self.state.lock();
         state.min_size = min_size;
         state.max_size = max_size;
@@ -325,7 +330,7 @@ impl<C, E> Core<C, E> {
     }
 
     /// Takes out of the idle set what maintenance must act on.
-    pub(crate) fn take_stale(
+    pub fn take_stale(
         &self,
         now: Instant,
         idle_timeout: Option<Duration>,
@@ -360,7 +365,7 @@ impl<C, E> Core<C, E> {
 
     /// A connection taken out by `take_stale` passed its health check (`Some`) or failed it
     /// and was closed (`None`). Returns the number of connection attempts to start.
-    pub(crate) fn checked(&self, conn: Option<Pooled<C>>) -> (Option<Pooled<C>>, usize) {
+    pub fn checked(&self, conn: Option<Pooled<C>>) -> (Option<Pooled<C>>, usize) {
         let mut state = self.state.lock();
         state.validating -= 1;
         match conn {
@@ -380,13 +385,13 @@ impl<C, E> Core<C, E> {
     }
 
     /// Connection attempts to start now (to reach `min_size`, or for waiters).
-    pub(crate) fn replenish(&self) -> usize {
+    pub fn replenish(&self) -> usize {
         let mut state = self.state.lock();
         if state.closed { 0 } else { state.connects_needed() }
     }
 
     /// Reserves `n` attempts outside the throttle, for warming the pool up at build time.
-    pub(crate) fn reserve_connects(&self, n: usize) -> usize {
+    pub fn reserve_connects(&self, n: usize) -> usize {
         let mut state = self.state.lock();
         let room = state.max_size - state.open - state.connecting;
         let n = n.min(room);
@@ -394,11 +399,11 @@ impl<C, E> Core<C, E> {
         n
     }
 
-    pub(crate) fn last_error(&self) -> Option<StdArc<E>> {
+    pub fn last_error(&self) -> Option<StdArc<E>> {
         self.state.lock().last_error.clone()
     }
 
-    pub(crate) fn counts(&self) -> Counts {
+    pub fn counts(&self) -> Counts {
         let state = self.state.lock();
         Counts {
             open: state.open,

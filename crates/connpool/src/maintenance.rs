@@ -24,14 +24,16 @@ impl LeakRegistry {
         Self { held: enabled.then(|| Mutex::new(HashMap::new())) }
     }
 
-    pub(crate) fn checked_out(&self, id: u64) {
-        if let Some(held) = &self.held {
-            held.lock().insert(id, (Instant::now(), false));
-        }
+    /// Records a checkout; returns its time if leak detection is on.
+    pub(crate) fn checked_out(&self, id: u64) -> Option<Instant> {
+        let held = self.held.as_ref()?;
+        let now = Instant::now();
+        held.lock().insert(id, (now, false));
+        Some(now)
     }
 
-    pub(crate) fn returned(&self, id: u64, since: Instant) {
-        if let Some(held) = &self.held {
+    pub(crate) fn returned(&self, id: u64, since: Option<Instant>) {
+        if let (Some(held), Some(since)) = (&self.held, since) {
             if let Some((_, reported)) = held.lock().remove(&id) {
                 if reported {
                     tracing::info!(id, held_for = ?since.elapsed(), "a connection reported as leaked came back");

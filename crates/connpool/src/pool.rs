@@ -171,17 +171,21 @@ impl<M: Manager> Pool<M> {
     /// As [`get`](Self::get).
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Conn<M>, PoolError<M::Error>> {
         let inner = &self.inner;
-        let started = Instant::now();
-        let deadline = started + timeout;
+        // The clock is read only once the checkout has to wait: taking an idle connection
+        // reads no clock at all (lifetimes are enforced on return and by maintenance).
+        let mut clock: Option<(Instant, Instant)> = None;
+        let mut start = || {
+            *clock.get_or_insert_with(|| {
+                let now = Instant::now();
+                (now, now + timeout)
+            })
+        };
         loop {
-            let pooled = match inner.core.checkout(Instant::now()) {
+            let pooled = match inner.core.checkout() {
                 Checkout::Ready(pooled) => pooled,
-                Checkout::Expired(pooled) => {
-                    inner.close(pooled, Reason::Lifetime);
-                    continue;
-                }
                 Checkout::Closed => return Err(PoolError::Closed),
                 Checkout::Wait { waiter, connect } => {
+                    let (started, deadline) = start();
                     inner.spawn_connects(connect);
                     let grant = WaitGrant { inner, waiter: Some(waiter) };
                     let grant = match tokio::time::timeout_at(deadline, grant).await {
@@ -203,12 +207,14 @@ impl<M: Manager> Pool<M> {
                     }
                 }
             };
-            match inner.pre_ping(pooled).await {
-                Some(pooled) => {
-                    Counters::bump(&inner.counters.checkouts);
-                    return Ok(Conn::new(inner.clone(), pooled));
-                }
-                None if Instant::now() >= deadline => {
+            // From here the connection is a `Conn`: if this future is dropped while pre-ping
+            // runs, the connection goes back to the pool rather than being lost.
+            let mut conn = Conn::new(inner.clone(), pooled);
+            if inner.needs_pre_ping(&conn) && !inner.validate(conn.pooled_mut()).await {
+                conn.close_on_drop(Reason::Validation);
+                drop(conn);
+                let (started, deadline) = start();
+                if Instant::now() >= deadline {
                     Counters::bump(&inner.counters.timeouts);
                     return Err(PoolError::Timeout {
                         waited: started.elapsed(),
@@ -216,8 +222,10 @@ impl<M: Manager> Pool<M> {
                         last_error: inner.core.last_error(),
                     });
                 }
-                None => continue,
+                continue;
             }
+            Counters::bump(&inner.counters.checkouts);
+            return Ok(conn);
         }
     }
 
@@ -312,7 +320,7 @@ impl<M: Manager> Drop for WaitGrant<'_, M> {
         if let Some(waiter) = self.waiter.take() {
             // Granted while being cancelled: pass the connection on.
             if let Some(Grant::Conn(pooled)) = self.inner.core.cancel(&waiter) {
-                self.inner.give_back(pooled, false);
+                self.inner.give_back(pooled, None);
             }
         }
     }
@@ -358,21 +366,11 @@ impl<M: Manager> Inner<M> {
         self.closed_signal.notify_waiters();
     }
 
-    /// Validates a connection before checkout if pre-ping is on and it was not used or checked
-    /// just now; `None` if it failed and was closed.
-    async fn pre_ping(self: &Arc<Self>, mut pooled: Pooled<M::Connection>) -> Option<Pooled<M::Connection>> {
+    /// Whether a connection must be validated before checkout: pre-ping is on and it was not
+    /// used or checked just now.
+    fn needs_pre_ping(&self, conn: &Conn<M>) -> bool {
         let config = &self.config;
-        let recent = pooled.last_used.max(pooled.last_checked).elapsed() < config.pre_ping_skip_within;
-        if !config.pre_ping || recent {
-            return Some(pooled);
-        }
-        if self.validate(&mut pooled).await {
-            return Some(pooled);
-        }
-        self.close(pooled, Reason::Validation);
-        let more = self.core.closed_one();
-        self.spawn_connects(more);
-        None
+        config.pre_ping && conn.last_active().elapsed() >= config.pre_ping_skip_within
     }
 
     /// Runs the manager's validation with the validation timeout.
@@ -389,9 +387,11 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Takes back a checked-out connection.
-    pub(crate) fn give_back(self: &Arc<Self>, mut pooled: Pooled<M::Connection>, broken: bool) {
+    pub(crate) fn give_back(self: &Arc<Self>, mut pooled: Pooled<M::Connection>, close: Option<Reason>) {
         let now = Instant::now();
-        let reason = if broken || self.manager.is_broken(&mut pooled.conn) {
+        let reason = if close.is_some() {
+            close
+        } else if self.manager.is_broken(&mut pooled.conn) {
             Some(Reason::Broken)
         } else if pooled.expired(now) {
             Some(Reason::Lifetime)
