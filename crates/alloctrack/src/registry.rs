@@ -17,19 +17,22 @@
 //! their slot is released), share the `overflow` slot and update it with atomic RMWs: correct,
 //! but contended.
 //!
-//! Readers sum all slots with relaxed loads. Each counter is exact; a sum taken while other
-//! threads allocate is a mix of slightly different instants.
+//! Readers sum all slots (wide and packed counters) with relaxed loads. Each counter is exact
+//! once its thread is quiet; a sum taken while other threads allocate is a mix of slightly
+//! different instants, and may miss a fold in progress.
+//!
+//! **Packing.** The hot path adds to one word per operation: an operation count in its high
+//! bits and a byte count in its low bits, added with a single add. Whenever the byte part
+//! crosses a multiple of 256 KiB the word is folded into the slot's wide counters (`fold`).
 //!
 //! **Peak.** An exact global peak would need a shared counter written on every allocation.
-//! Instead each slot accumulates its owner's net byte change in `pending`, and flushes it into
-//! the shared `live_estimate` (updating `peak`) whenever it passes ±`FLUSH_BYTES`. The estimate
-//! is within `FLUSH_BYTES` per thread of the true live total, and every snapshot also folds the
-//! exact live total into `peak`.
+//! Instead each fold adds the slot's net byte change since the last fold to the shared
+//! `live_estimate` and updates `peak` from it. A thread's unfolded change is under 256 KiB of
+//! allocations plus 256 KiB of frees, so the estimate is within that per thread of the true
+//! live total, and every snapshot also folds the exact live total into `peak`.
 
 use crate::sync::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-/// How far a thread's net allocation may drift before it updates the shared live estimate.
-pub(crate) const FLUSH_BYTES: i64 = 256 * 1024;
 
 /// The counters of one slot, or a sum of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,22 +64,41 @@ impl Counts {
     }
 }
 
+/// Bits of a packed counter that hold bytes; the bits above count operations.
+const BYTES_BITS: u32 = 44;
+const BYTES_MASK: u64 = (1 << BYTES_BITS) - 1;
+const ONE_OP: u64 = 1 << BYTES_BITS;
+/// Allocations of at least this size skip the packed counters.
+const SMALL: u64 = 1 << FLUSH_SHIFT;
+/// A packed counter is folded into the wide ones whenever its bytes cross a multiple of
+/// `1 << FLUSH_SHIFT` (256 KiB): often enough that neither part can overflow (each operation
+/// adds at least one byte, so at most 2^18 operations and 2^19 bytes accumulate), rarely
+/// enough to cost nothing measurable.
+const FLUSH_SHIFT: u32 = 18;
+
 /// One thread's counters.
+///
+/// The hot path updates one packed word per allocation or deallocation, an operation count and
+/// a byte count added with a single add; the wide counters and the live estimate are updated
+/// when a packed word is folded (every 256 KiB).
 #[repr(align(128))]
 #[derive(Debug)]
 pub(crate) struct Slot {
     /// Whether a thread owns the slot. Claimed with an acquire CAS, released with a release
     /// store, so each owner sees the counts its predecessor left.
     owned: AtomicBool,
-    /// # Safety (of the relaxed read-modify-write sequences below)
-    /// Written only by the owning thread, or by atomic RMWs for the overflow slot.
+    /// # Safety (of the relaxed load-then-store updates below)
+    /// Every field but `owned` is written only by the owning thread (or, for the overflow
+    /// slot, only with atomic RMWs), so a relaxed load and store cannot lose an update.
+    alloc_packed: AtomicU64,
+    free_packed: AtomicU64,
     allocations: AtomicU64,
     deallocations: AtomicU64,
     reallocations: AtomicU64,
     bytes_allocated: AtomicU64,
     bytes_freed: AtomicU64,
-    /// Net bytes allocated by the owner since its last flush into `live_estimate`.
-    pending: AtomicI64,
+    /// Net bytes (allocated minus freed, folded counters) last added to `live_estimate`.
+    flushed_net: AtomicI64,
 }
 
 /// Adds `n` to a counter only this thread writes: a plain load and store, no locked RMW.
@@ -85,41 +107,48 @@ fn bump_owned(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-impl Slot {
-    #[cfg(not(alloctrack_loom))]
-    pub(crate) const fn new() -> Self {
+/// Splits a packed word into (operations, bytes).
+fn unpack(packed: u64) -> (u64, u64) {
+    (packed >> BYTES_BITS, packed & BYTES_MASK)
+}
+
+macro_rules! slot_new {
+    () => {
         Self {
             owned: AtomicBool::new(false),
+            alloc_packed: AtomicU64::new(0),
+            free_packed: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
             deallocations: AtomicU64::new(0),
             reallocations: AtomicU64::new(0),
             bytes_allocated: AtomicU64::new(0),
             bytes_freed: AtomicU64::new(0),
-            pending: AtomicI64::new(0),
+            flushed_net: AtomicI64::new(0),
         }
+    };
+}
+
+impl Slot {
+    #[cfg(not(alloctrack_loom))]
+    pub(crate) const fn new() -> Self {
+        slot_new!()
     }
 
     #[cfg(alloctrack_loom)]
     pub(crate) fn new() -> Self {
-        Self {
-            owned: AtomicBool::new(false),
-            allocations: AtomicU64::new(0),
-            deallocations: AtomicU64::new(0),
-            reallocations: AtomicU64::new(0),
-            bytes_allocated: AtomicU64::new(0),
-            bytes_freed: AtomicU64::new(0),
-            pending: AtomicI64::new(0),
-        }
+        slot_new!()
     }
 
-    /// Reads the counters.
+    /// Reads the counters, folded and packed together.
     pub(crate) fn counts(&self) -> Counts {
+        let (allocs, alloc_bytes) = unpack(self.alloc_packed.load(Ordering::Relaxed));
+        let (frees, free_bytes) = unpack(self.free_packed.load(Ordering::Relaxed));
         Counts {
-            allocations: self.allocations.load(Ordering::Relaxed),
-            deallocations: self.deallocations.load(Ordering::Relaxed),
+            allocations: self.allocations.load(Ordering::Relaxed).wrapping_add(allocs),
+            deallocations: self.deallocations.load(Ordering::Relaxed).wrapping_add(frees),
             reallocations: self.reallocations.load(Ordering::Relaxed),
-            bytes_allocated: self.bytes_allocated.load(Ordering::Relaxed),
-            bytes_freed: self.bytes_freed.load(Ordering::Relaxed),
+            bytes_allocated: self.bytes_allocated.load(Ordering::Relaxed).wrapping_add(alloc_bytes),
+            bytes_freed: self.bytes_freed.load(Ordering::Relaxed).wrapping_add(free_bytes),
         }
     }
 }
@@ -129,7 +158,7 @@ impl Slot {
 pub(crate) struct Registry<const N: usize> {
     slots: [Slot; N],
     overflow: Slot,
-    /// The sum of all flushed `pending` values: live bytes within `FLUSH_BYTES` per thread.
+    /// The sum of all folded net changes: live bytes within 256 KiB per thread.
     live_estimate: AtomicI64,
     /// The highest live total seen (by a flush or a snapshot).
     peak: AtomicU64,
@@ -176,33 +205,51 @@ impl<const N: usize> Registry<N> {
         std::ptr::eq(slot, &self.overflow)
     }
 
-    /// Gives a claimed slot back, flushing its pending bytes first.
+    /// Gives a claimed slot back, folding its packed counters first.
     pub(crate) fn release(&self, slot: &Slot) {
         if self.is_overflow(slot) {
             return;
         }
-        let pending = slot.pending.load(Ordering::Relaxed);
-        if pending != 0 {
-            slot.pending.store(0, Ordering::Relaxed);
-            self.flush(pending);
-        }
+        self.fold(slot);
         slot.owned.store(false, Ordering::Release);
     }
 
     /// Records an allocation of `size` bytes in the calling thread's own `slot`.
     #[inline(always)]
     pub(crate) fn record_alloc(&self, slot: &Slot, size: u64) {
-        bump_owned(&slot.allocations, 1);
-        bump_owned(&slot.bytes_allocated, size);
-        self.add_pending(slot, size as i64);
+        Self::record_packed(self, slot, &slot.alloc_packed, size);
     }
 
     /// Records a deallocation of `size` bytes in the calling thread's own `slot`.
     #[inline(always)]
     pub(crate) fn record_dealloc(&self, slot: &Slot, size: u64) {
-        bump_owned(&slot.deallocations, 1);
-        bump_owned(&slot.bytes_freed, size);
-        self.add_pending(slot, -(size as i64));
+        Self::record_packed(self, slot, &slot.free_packed, size);
+    }
+
+    #[inline(always)]
+    fn record_packed(&self, slot: &Slot, packed: &AtomicU64, size: u64) {
+        if size >= SMALL {
+            return self.record_large(slot, packed, size);
+        }
+        let old = packed.load(Ordering::Relaxed);
+        let new = old + ONE_OP + size;
+        packed.store(new, Ordering::Relaxed);
+        if ((old ^ new) & BYTES_MASK) >> FLUSH_SHIFT != 0 {
+            self.fold(slot);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_large(&self, slot: &Slot, packed: &AtomicU64, size: u64) {
+        if std::ptr::eq(packed, &slot.alloc_packed) {
+            bump_owned(&slot.allocations, 1);
+            bump_owned(&slot.bytes_allocated, size);
+        } else {
+            bump_owned(&slot.deallocations, 1);
+            bump_owned(&slot.bytes_freed, size);
+        }
+        self.fold(slot);
     }
 
     /// Records a reallocation from `old` to `new` bytes in the calling thread's own `slot`.
@@ -211,18 +258,29 @@ impl<const N: usize> Registry<N> {
         bump_owned(&slot.reallocations, 1);
         bump_owned(&slot.bytes_allocated, new);
         bump_owned(&slot.bytes_freed, old);
-        self.add_pending(slot, new as i64 - old as i64);
+        if old.abs_diff(new) >= SMALL {
+            self.fold(slot);
+        }
     }
 
-    #[inline(always)]
-    fn add_pending(&self, slot: &Slot, delta: i64) {
-        let pending = slot.pending.load(Ordering::Relaxed) + delta;
-        if (-FLUSH_BYTES..=FLUSH_BYTES).contains(&pending) {
-            slot.pending.store(pending, Ordering::Relaxed);
-        } else {
-            slot.pending.store(0, Ordering::Relaxed);
-            self.flush(pending);
-        }
+    /// Moves a slot's packed counts into its wide counters and adds its net change since the
+    /// last fold to the live estimate.
+    #[cold]
+    #[inline(never)]
+    fn fold(&self, slot: &Slot) {
+        let (allocs, alloc_bytes) = unpack(slot.alloc_packed.load(Ordering::Relaxed));
+        let (frees, free_bytes) = unpack(slot.free_packed.load(Ordering::Relaxed));
+        bump_owned(&slot.allocations, allocs);
+        bump_owned(&slot.bytes_allocated, alloc_bytes);
+        slot.alloc_packed.store(0, Ordering::Relaxed);
+        bump_owned(&slot.deallocations, frees);
+        bump_owned(&slot.bytes_freed, free_bytes);
+        slot.free_packed.store(0, Ordering::Relaxed);
+        let net = slot.bytes_allocated.load(Ordering::Relaxed).wrapping_sub(slot.bytes_freed.load(Ordering::Relaxed))
+            as i64;
+        let delta = net.wrapping_sub(slot.flushed_net.load(Ordering::Relaxed));
+        slot.flushed_net.store(net, Ordering::Relaxed);
+        self.flush(delta);
     }
 
     /// Records in the shared overflow slot, with atomic adds.
@@ -326,5 +384,43 @@ mod loom_models {
             writer.join().unwrap();
             assert_eq!(registry.totals().allocations, 2);
         });
+    }
+}
+
+#[cfg(all(test, not(alloctrack_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_counts_fold_exactly_across_boundaries() {
+        let registry = Registry::<2>::new();
+        let slot = registry.claim();
+        let mut expected = Counts::default();
+        // Sizes that cross many 256 KiB boundaries, plus large blocks that skip the packing.
+        for i in 0..100_000u64 {
+            let size = 1 + (i * 7919) % 4096;
+            registry.record_alloc(slot, size);
+            expected.allocations += 1;
+            expected.bytes_allocated += size;
+            if i % 3 == 0 {
+                registry.record_dealloc(slot, size);
+                expected.deallocations += 1;
+                expected.bytes_freed += size;
+            }
+            assert_eq!(slot.counts(), expected, "after operation {i}");
+        }
+        registry.record_alloc(slot, 10 << 20);
+        registry.record_realloc(slot, 100, 300);
+        expected.allocations += 1;
+        expected.reallocations += 1;
+        expected.bytes_allocated += (10 << 20) + 300;
+        expected.bytes_freed += 100;
+        assert_eq!(slot.counts(), expected);
+        registry.release(slot);
+        assert_eq!(registry.totals(), expected, "counts survive the release");
+        // After the release's fold, the estimate is exact and the peak saw the 10 MiB block.
+        let live = expected.bytes_allocated - expected.bytes_freed;
+        assert_eq!(registry.live_estimate.load(Ordering::Relaxed), live as i64);
+        assert!(registry.observe_peak(0) >= live);
     }
 }
