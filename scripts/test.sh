@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, lints, unit/integration/doc tests, docs,
 # the loom models, Miri on the unsafe code, a build of every benchmark, and a short run of
 # every fuzz target.
-# Installs what it needs (rustfmt, clippy, Miri, cargo-fuzz) when missing.
+# Installs what it needs (rustfmt, clippy, Miri, cargo-fuzz, PostgreSQL, Redis) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,11 @@ for component in rustfmt clippy; do
     fi
 done
 rustc --version
+
+step "servers"
+# PostgreSQL and Redis on loopback for the connpool tests; stopped when this script exits.
+source scripts/servers.sh
+start_servers
 
 step "cargo fmt --check"
 cargo fmt --all --check

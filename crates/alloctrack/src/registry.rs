@@ -33,7 +33,6 @@
 
 use crate::sync::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-
 /// The counters of one slot, or a sum of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -276,8 +275,10 @@ impl<const N: usize> Registry<N> {
         bump_owned(&slot.deallocations, frees);
         bump_owned(&slot.bytes_freed, free_bytes);
         slot.free_packed.store(0, Ordering::Relaxed);
-        let net = slot.bytes_allocated.load(Ordering::Relaxed).wrapping_sub(slot.bytes_freed.load(Ordering::Relaxed))
-            as i64;
+        let net = slot
+            .bytes_allocated
+            .load(Ordering::Relaxed)
+            .wrapping_sub(slot.bytes_freed.load(Ordering::Relaxed)) as i64;
         let delta = net.wrapping_sub(slot.flushed_net.load(Ordering::Relaxed));
         slot.flushed_net.store(net, Ordering::Relaxed);
         self.flush(delta);

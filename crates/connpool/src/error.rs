@@ -26,7 +26,7 @@ pub enum PoolError<E> {
     Closed,
 }
 
-impl<E: fmt::Display> fmt::Display for PoolError<E> {
+impl<E: Error> fmt::Display for PoolError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Timeout { waited, status, last_error } => {
@@ -61,10 +61,20 @@ pub enum ConnectError<E> {
     Timeout(Duration),
 }
 
-impl<E: fmt::Display> fmt::Display for ConnectError<E> {
+impl<E: Error> fmt::Display for ConnectError<E> {
+    /// The backend's error with its chain of causes (client libraries often say "error
+    /// connecting" at the top and keep "connection refused" in the source).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Backend(error) => error.fmt(f),
+            Self::Backend(error) => {
+                write!(f, "{error}")?;
+                let mut source = error.source();
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
             Self::Timeout(after) => write!(f, "connecting timed out after {after:?}"),
         }
     }
@@ -124,7 +134,7 @@ pub enum BuildError<E> {
     Connect(Arc<ConnectError<E>>),
 }
 
-impl<E: fmt::Display> fmt::Display for BuildError<E> {
+impl<E: Error> fmt::Display for BuildError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config(error) => error.fmt(f),

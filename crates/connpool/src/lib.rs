@@ -7,10 +7,16 @@ mod config;
 mod conn;
 mod core;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod maintenance;
 mod manager;
 mod metrics;
 mod pool;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod sim;
 mod sync;
 

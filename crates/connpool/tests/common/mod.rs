@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+#[allow(dead_code)]
+pub mod restart;
+
 use connpool::sim::SimManager;
 use connpool::{Config, Pool, RetryPolicy};
 
@@ -31,4 +34,47 @@ pub async fn settle() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
+}
+
+/// The value of environment variable `name` (a server URL or a control command that
+/// `scripts/servers.sh` exports). Without it the test is skipped with a printed reason, except
+/// under CI (`CI` set), where a missing server is a failure.
+pub fn require_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!(
+                "{name} is not set: CI must run the tests through scripts/test.sh, which starts the servers"
+            )
+        }
+        _ => {
+            eprintln!("skipped: {name} is not set (run through scripts/servers.sh to start the servers)");
+            None
+        }
+    }
+}
+
+/// Runs a server control command exported by `scripts/servers.sh` and checks it succeeded.
+pub fn run_control(command: &str) {
+    let status = std::process::Command::new(command).status().expect("running a server control command");
+    assert!(status.success(), "{command} failed: {status}");
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A loopback server that accepts connections and never answers; returns its address.
+pub async fn silent_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr
 }

@@ -1,0 +1,118 @@
+//! `connpool-postgres`: `SELECT 1` through a real PostgreSQL server, ours against
+//! deadpool-postgres and bb8-postgres. Parameter `<pool size>x<tasks>`; each task runs 10
+//! queries; one iteration is the time until all tasks finish.
+//!
+//! Reads `DATABASE_URL`: `scripts/servers.sh cargo bench -p benches --bench connpool-postgres`.
+//! Without it the group is skipped with a message.
+
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+const QUERIES_PER_TASK: usize = 10;
+
+fn postgres(c: &mut Criterion) {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("connpool-postgres skipped: DATABASE_URL is not set (run through scripts/servers.sh)");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut group = c.benchmark_group("connpool-postgres");
+    group.sample_size(30);
+    for size in [4usize, 16] {
+        for tasks in [16usize, 64] {
+            let param = format!("{size}x{tasks}");
+            group.throughput(Throughput::Elements((tasks * QUERIES_PER_TASK) as u64));
+
+            let ours = Arc::new(rt.block_on(async {
+                connpool::Pool::builder(connpool::postgres::PgManager::new(&url).unwrap())
+                    .configure(|c| {
+                        c.min_size = size;
+                        c.max_size = size;
+                    })
+                    .build()
+                    .await
+                    .unwrap()
+            }));
+            group.bench_function(BenchmarkId::new("ours", &param), |b| {
+                b.iter(|| {
+                    let shared = ours.clone();
+                    rt.block_on(run(tasks, move |_| {
+                        let pool = shared.clone();
+                        async move {
+                            let conn = pool.get().await.unwrap();
+                            conn.simple_query("SELECT 1").await.unwrap();
+                        }
+                    }))
+                })
+            });
+
+            let deadpool = {
+                let pg: tokio_postgres::Config = url.parse().unwrap();
+                let manager = deadpool_postgres::Manager::new(pg, tokio_postgres::NoTls);
+                Arc::new(deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap())
+            };
+            group.bench_function(BenchmarkId::new("deadpool", &param), |b| {
+                b.iter(|| {
+                    let shared = deadpool.clone();
+                    rt.block_on(run(tasks, move |_| {
+                        let pool = shared.clone();
+                        async move {
+                            let conn = pool.get().await.unwrap();
+                            conn.simple_query("SELECT 1").await.unwrap();
+                        }
+                    }))
+                })
+            });
+
+            let bb8 = Arc::new(rt.block_on(async {
+                let manager =
+                    bb8_postgres::PostgresConnectionManager::new_from_stringlike(&url, tokio_postgres::NoTls)
+                        .unwrap();
+                bb8::Pool::builder()
+                    .max_size(size as u32)
+                    .min_idle(Some(size as u32))
+                    .build(manager)
+                    .await
+                    .unwrap()
+            }));
+            group.bench_function(BenchmarkId::new("bb8", &param), |b| {
+                b.iter(|| {
+                    let shared = bb8.clone();
+                    rt.block_on(run(tasks, move |_| {
+                        let pool = shared.clone();
+                        async move {
+                            let conn = pool.get().await.unwrap();
+                            conn.simple_query("SELECT 1").await.unwrap();
+                        }
+                    }))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Runs `tasks` tasks, each making `QUERIES_PER_TASK` calls of `query`.
+async fn run<F, Fut>(tasks: usize, query: F)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let query = query.clone();
+            tokio::spawn(async move {
+                for _ in 0..QUERIES_PER_TASK {
+                    query(t).await;
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
+criterion_group!(benches, postgres);
+criterion_main!(benches);

@@ -1,0 +1,64 @@
+//! An HTTP/1.1 connection pool to one origin: a small hyper server on loopback, and 32 tasks
+//! calling it through the pool.
+//!
+//! `cargo run --release --example http`
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use bytes::Bytes;
+use connpool::http::HttpManager;
+use connpool::{Config, Pool};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The origin: a hyper server answering every request with its path.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                            request.uri().path().to_owned(),
+                        ))))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+
+    let mut config = Config::api();
+    config.min_size = 2;
+    config.max_size = 8;
+    let pool = Pool::builder(HttpManager::new(addr.to_string())).config(config).build().await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|task| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let mut conn = pool.get().await?;
+                    let request = Request::get(format!("/{task}/{i}"))
+                        .header("host", "localhost")
+                        .body(Full::default())?;
+                    let body = conn.send_request(request).await?.into_body().collect().await?.to_bytes();
+                    assert_eq!(body, format!("/{task}/{i}"));
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await?.map_err(|e| e as Box<dyn std::error::Error>)?;
+    }
+    println!("1600 requests over at most 8 connections in {:.2?}", started.elapsed());
+    println!("{}", pool.metrics());
+    Ok(())
+}
