@@ -90,16 +90,14 @@ impl<C, E> Waiter<C, E> {
         Arc::new(Self { state: Mutex::new(WaiterState { grant: None, waker: None }) })
     }
 
-    fn grant(&self, grant: Grant<C, E>) {
-        let waker = {
-            let mut state = self.state.lock();
-            debug_assert!(state.grant.is_none(), "granted twice");
-            state.grant = Some(grant);
-            state.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+    /// Gives `grant` to the waiter. Called under the core's lock; the caller wakes the waiter
+    /// with the returned waker after unlocking, so the lock is never held across a wake-up.
+    #[must_use = "the waiter sleeps until woken"]
+    fn grant(&self, grant: Grant<C, E>) -> Option<Waker> {
+        let mut state = self.state.lock();
+        debug_assert!(state.grant.is_none(), "granted twice");
+        state.grant = Some(grant);
+        state.waker.take()
     }
 
     /// Resolves once granted.
@@ -241,7 +239,9 @@ impl<C, E> Core<C, E> {
             let connect = state.connects_needed();
             return (Some(conn), connect);
         }
-        state.give(conn);
+        let wake = state.give(conn);
+        drop(state);
+        wake_all(wake);
         (None, 0)
     }
 
@@ -263,8 +263,11 @@ impl<C, E> Core<C, E> {
         }
         state.open += 1;
         state.last_error = None;
-        state.give(conn);
-        (None, state.connects_needed())
+        let wake = state.give(conn);
+        let connect = state.connects_needed();
+        drop(state);
+        wake_all(wake);
+        (None, connect)
     }
 
     /// A connection attempt failed for good: records the error and, with `fail_fast`, fails
@@ -274,11 +277,16 @@ impl<C, E> Core<C, E> {
     pub fn connect_failed(&self, error: StdArc<E>) {
         let mut state = self.state.lock();
         state.last_error = Some(error.clone());
-        if state.fail_fast {
-            if let Some(waiter) = state.waiters.pop_front() {
-                waiter.grant(Grant::Error(error));
+        let wake = match state.waiters.pop_front() {
+            Some(waiter) if state.fail_fast => waiter.grant(Grant::Error(error)),
+            Some(waiter) => {
+                state.waiters.push_front(waiter);
+                None
             }
-        }
+            None => None,
+        };
+        drop(state);
+        wake_all(wake);
     }
 
     /// Ends a failed attempt's pause. Returns the number of further attempts to start.
@@ -305,11 +313,11 @@ impl<C, E> Core<C, E> {
     pub fn close(&self) -> Vec<Pooled<C>> {
         let mut state = self.state.lock();
         state.closed = true;
-        for waiter in state.waiters.drain(..) {
-            waiter.grant(Grant::Closed);
-        }
+        let wakers: Vec<_> = state.waiters.drain(..).filter_map(|waiter| waiter.grant(Grant::Closed)).collect();
         let idle: Vec<_> = state.idle.drain(..).map(|idle| idle.conn).collect();
         state.open -= idle.len();
+        drop(state);
+        wake_all(wakers);
         idle
     }
 
@@ -370,7 +378,9 @@ impl<C, E> Core<C, E> {
         state.validating -= 1;
         match conn {
             Some(conn) if !state.closed && state.open <= state.max_size => {
-                state.give(conn);
+                let wake = state.give(conn);
+                drop(state);
+                wake_all(wake);
                 (None, 0)
             }
             Some(conn) => {
@@ -419,11 +429,16 @@ impl<C, E> Core<C, E> {
 }
 
 impl<C, E> State<C, E> {
-    /// Hands a connection to the oldest waiter, or makes it idle.
-    fn give(&mut self, conn: Pooled<C>) {
+    /// Hands a connection to the oldest waiter (returning its waker, to wake once the lock is
+    /// released), or makes it idle.
+    #[must_use = "a granted waiter sleeps until woken"]
+    fn give(&mut self, conn: Pooled<C>) -> Option<Waker> {
         match self.waiters.pop_front() {
             Some(waiter) => waiter.grant(Grant::Conn(conn)),
-            None => self.idle.push_front(Idle { conn }),
+            None => {
+                self.idle.push_front(Idle { conn });
+                None
+            }
         }
     }
 
@@ -436,5 +451,12 @@ impl<C, E> State<C, E> {
         let n = for_waiters.max(for_minimum).min(room).min(throttle);
         self.connecting += n;
         n
+    }
+}
+
+/// Wakes waiters granted under the lock, after it was released.
+fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
+    for waker in wakers {
+        waker.wake();
     }
 }

@@ -282,29 +282,37 @@ impl<T> Shared<T> {
     #[cold]
     #[inline(never)]
     fn rescue_locked(&self) {
-        let mut queue = self.queue.lock();
-        self.rescue(&mut queue);
+        self.rescue();
     }
 
-    /// Grants free slots to waiters, oldest first, while both remain.
-    fn rescue(&self, queue: &mut WaitQueue) {
-        while queue.len() != 0 {
-            let Some(taken) = Self::claim_any(&self.slots) else { break };
-            let waiter = queue.pop().expect("queue is not empty");
-            self.waiting.store(queue.len(), Ordering::Relaxed);
-            waiter.grant(taken);
+    /// Grants free slots to waiters, oldest first, while both remain. Each grant is made under
+    /// the queue lock and its wake-up after unlocking.
+    fn rescue(&self) {
+        loop {
+            let wake = {
+                let mut queue = self.queue.lock();
+                if queue.len() == 0 {
+                    return;
+                }
+                let Some(taken) = Self::claim_any(&self.slots) else { return };
+                let waiter = queue.pop().expect("queue is not empty");
+                self.waiting.store(queue.len(), Ordering::Relaxed);
+                waiter.grant(taken)
+            };
+            wake.wake();
         }
     }
 
     /// Queues `waiter`; it may have been granted a slot by the time this returns.
     pub(crate) fn enqueue(&self, waiter: &Arc<Waiter>) {
-        let mut queue = self.queue.lock();
-        queue.push(waiter.clone());
-        self.waiting.store(queue.len(), Ordering::Relaxed);
-        // Pairs with the fence in `put_back`: see "Returning" above.
+        {
+            let mut queue = self.queue.lock();
+            queue.push(waiter.clone());
+            self.waiting.store(queue.len(), Ordering::Relaxed);
+        }
+        // Pairs with the `SeqCst` RMW in `Slot::release`: see "Returning" above.
         fence(Ordering::SeqCst);
-        self.rescue(&mut queue);
-        drop(queue);
+        self.rescue();
         self.observe_in_use();
     }
 

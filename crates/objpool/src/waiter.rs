@@ -69,13 +69,24 @@ impl Waiter {
         *self.notify.lock() = Some(Notify::Thread(thread));
     }
 
-    /// Gives `taken` to this waiter and wakes it. Called under the queue lock, as the waiter is
-    /// removed from the queue.
-    pub(crate) fn grant(&self, taken: Taken) {
+    /// Gives `taken` to this waiter. Called under the queue lock, as the waiter is removed
+    /// from the queue; the caller wakes the waiter with the returned [`Wake`] after unlocking,
+    /// so that the lock is not held across a wake-up (which may cost a syscall).
+    #[must_use = "the waiter sleeps until woken"]
+    pub(crate) fn grant(&self, taken: Taken) -> Wake {
         debug_assert_eq!(self.grant.load(Ordering::Relaxed), NO_GRANT, "granted twice");
         self.grant.store(encode(taken), Ordering::Release);
-        let notify = self.notify.lock().take();
-        match notify {
+        Wake(self.notify.lock().take())
+    }
+}
+
+/// A pending wake-up of a granted waiter.
+#[derive(Debug)]
+pub(crate) struct Wake(Option<Notify>);
+
+impl Wake {
+    pub(crate) fn wake(self) {
+        match self.0 {
             Some(Notify::Task(waker)) => waker.wake(),
             Some(Notify::Thread(thread)) => thread.unpark(),
             None => {}
