@@ -313,7 +313,8 @@ impl<C, E> Core<C, E> {
     pub fn close(&self) -> Vec<Pooled<C>> {
         let mut state = self.state.lock();
         state.closed = true;
-        let wakers: Vec<_> = state.waiters.drain(..).filter_map(|waiter| waiter.grant(Grant::Closed)).collect();
+        let wakers: Vec<_> =
+            state.waiters.drain(..).filter_map(|waiter| waiter.grant(Grant::Closed)).collect();
         let idle: Vec<_> = state.idle.drain(..).map(|idle| idle.conn).collect();
         state.open -= idle.len();
         drop(state);

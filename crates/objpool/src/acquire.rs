@@ -45,12 +45,14 @@ impl<'a, T> Future for Acquire<'a, T> {
                     let waiter = Waiter::new();
                     waiter.register_task(cx.waker());
                     shared.enqueue(&waiter);
-                    this.since = Some(Instant::now());
-                    let granted = waiter.granted();
-                    this.waiter = Some(waiter);
-                    match granted {
+                    match waiter.granted() {
+                        // Served while queueing: no wait to time.
                         Some(taken) => taken,
-                        None => return Poll::Pending,
+                        None => {
+                            this.since = Some(Instant::now());
+                            this.waiter = Some(waiter);
+                            return Poll::Pending;
+                        }
                     }
                 }
             },

@@ -239,7 +239,7 @@ impl<T> Shared<T> {
             // `enqueue`: see "Returning" above.
             unsafe { slot.release(IDLE) };
             if self.waiting.load(Ordering::SeqCst) != 0 {
-                self.rescue_locked();
+                self.rescue_locked(index);
             }
         } else {
             self.discard(index);
@@ -275,14 +275,43 @@ impl<T> Shared<T> {
         // Pairs with the fence in `enqueue`: see "Returning" above.
         unsafe { self.slots[index].release(state) };
         if self.waiting.load(Ordering::SeqCst) != 0 {
-            self.rescue_locked();
+            self.rescue_locked(index);
         }
     }
 
+    /// Grants free slots to waiters after a return: the returned slot `index` first (its cache
+    /// line is already here), then any other.
     #[cold]
     #[inline(never)]
-    fn rescue_locked(&self) {
-        self.rescue();
+    fn rescue_locked(&self, index: usize) {
+        let mut queue = self.queue.lock();
+        if queue.len() == 0 {
+            return;
+        }
+        let slot = &self.slots[index];
+        let taken = if slot.try_own(IDLE) {
+            Some(Taken::Object(index))
+        } else if slot.try_own(EMPTY) {
+            Some(Taken::Vacant(index))
+        } else {
+            None
+        };
+        match taken {
+            Some(taken) => {
+                // One slot came free, one waiter is served: any other free slot has a
+                // returner (or an enqueuing waiter) of its own that serves the next one.
+                let waiter = queue.pop().expect("queue is not empty");
+                self.waiting.store(queue.len(), Ordering::Relaxed);
+                let wake = waiter.grant(taken);
+                drop(queue);
+                wake.wake();
+            }
+            None => {
+                // Someone took the slot first; serve from any other that is free.
+                drop(queue);
+                self.rescue();
+            }
+        }
     }
 
     /// Grants free slots to waiters, oldest first, while both remain. Each grant is made under
@@ -305,15 +334,25 @@ impl<T> Shared<T> {
 
     /// Queues `waiter`; it may have been granted a slot by the time this returns.
     pub(crate) fn enqueue(&self, waiter: &Arc<Waiter>) {
-        {
-            let mut queue = self.queue.lock();
-            queue.push(waiter.clone());
-            self.waiting.store(queue.len(), Ordering::Relaxed);
-        }
+        let mut queue = self.queue.lock();
+        queue.push(waiter.clone());
+        self.waiting.store(queue.len(), Ordering::Relaxed);
         // Pairs with the `SeqCst` RMW in `Slot::release`: see "Returning" above.
         fence(Ordering::SeqCst);
-        self.rescue();
-        self.observe_in_use();
+        // Serve the oldest waiter from any slot that came free meanwhile (usually none: the
+        // caller found none a moment ago).
+        if let Some(taken) = Self::claim_any(&self.slots) {
+            let oldest = queue.pop().expect("queue is not empty");
+            self.waiting.store(queue.len(), Ordering::Relaxed);
+            let wake = oldest.grant(taken);
+            drop(queue);
+            wake.wake();
+            self.rescue();
+        } else {
+            drop(queue);
+            // Every slot is busy while a caller waits: in use is at its maximum.
+            self.counters.peak_in_use.fetch_max(self.slots.len(), Ordering::Relaxed);
+        }
     }
 
     /// Takes `waiter` out of the queue. Returns the slot it was granted meanwhile, if any,
