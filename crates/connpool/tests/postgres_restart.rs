@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use connpool::Pool;
 use connpool::postgres::PgManager;
-use connpool::{Pool, RetryPolicy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_rides_out_a_restart() {
@@ -16,14 +16,7 @@ async fn the_pool_rides_out_a_restart() {
     else {
         return;
     };
-    let mut config = common::config(2, 8);
-    config.checkout_timeout = Duration::from_secs(1);
-    config.connect_timeout = Duration::from_secs(1);
-    config.retry = RetryPolicy::Exponential {
-        initial: Duration::from_millis(100),
-        max: Duration::from_secs(2),
-        max_retries: 3,
-    };
+    let config = common::restart::config();
     let pool = Pool::builder(PgManager::new(&url).unwrap()).config(config).build().await.unwrap();
     let requests = pool.clone();
     let (outcomes, went_down, back) = common::restart::run(

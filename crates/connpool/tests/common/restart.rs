@@ -8,6 +8,20 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+/// The pool configuration of the restart tests: short checkout and connect timeouts, and the
+/// API profile's retry policy.
+pub fn config() -> connpool::Config {
+    let mut config = super::config(2, 8);
+    config.checkout_timeout = Duration::from_secs(1);
+    config.connect_timeout = Duration::from_secs(1);
+    config.retry = connpool::RetryPolicy::Exponential {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+        max_retries: 3,
+    };
+    config
+}
+
 /// What happened to one request.
 #[derive(Debug, Clone)]
 pub struct Outcome {
