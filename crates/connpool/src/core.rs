@@ -71,6 +71,8 @@ pub enum Grant<C, E> {
     Conn(Pooled<C>),
     Error(StdArc<E>),
     Closed,
+    /// The waiter's deadline passed (see [`Core::expire`]).
+    TimedOut,
 }
 
 #[derive(Debug)]
@@ -83,11 +85,13 @@ struct WaiterState<C, E> {
 #[derive(Debug)]
 pub struct Waiter<C, E> {
     state: Mutex<WaiterState<C, E>>,
+    /// When the waiter gives up; `Core::expire` grants it `TimedOut` then.
+    deadline: Instant,
 }
 
 impl<C, E> Waiter<C, E> {
-    fn new() -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(WaiterState { grant: None, waker: None }) })
+    fn new(deadline: Instant) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(WaiterState { grant: None, waker: None }), deadline })
     }
 
     /// Gives `grant` to the waiter. Called under the core's lock; the caller wakes the waiter
@@ -140,6 +144,9 @@ struct State<C, E> {
     fail_fast: bool,
     closed: bool,
     last_error: Option<StdArc<E>>,
+    /// When the deadline timer will next run `expire`: at or before the earliest waiter's
+    /// deadline (waiters that leave early can leave it early, which only costs a wasted wake).
+    timer_at: Option<Instant>,
 }
 
 /// The outcome of [`Core::checkout`].
@@ -148,7 +155,12 @@ pub enum Checkout<C, E> {
     /// An idle connection, now checked out.
     Ready(Pooled<C>),
     /// Wait for a grant; start `connect` new connection attempts first.
-    Wait { waiter: Arc<Waiter<C, E>>, connect: usize },
+    Wait {
+        waiter: Arc<Waiter<C, E>>,
+        connect: usize,
+        /// The new waiter's deadline is the earliest of all: the deadline timer must be told.
+        earliest: bool,
+    },
     /// The pool is closed.
     Closed,
 }
@@ -207,12 +219,14 @@ impl<C, E> Core<C, E> {
                 fail_fast: limits.fail_fast,
                 closed: false,
                 last_error: None,
+                timer_at: None,
             }),
         }
     }
 
     /// Takes an idle connection, or queues the caller.
-    pub fn checkout(&self) -> Checkout<C, E> {
+    /// `deadline` is called only if the caller must wait (the fast path reads no clock).
+    pub fn checkout(&self, deadline: impl FnOnce() -> Instant) -> Checkout<C, E> {
         let mut state = self.state.lock();
         if state.closed {
             return Checkout::Closed;
@@ -223,10 +237,36 @@ impl<C, E> Core<C, E> {
                 return Checkout::Ready(conn);
             }
         }
-        let waiter = Waiter::new();
+        let deadline = deadline();
+        // The deadline timer sleeps until `timer_at`; wake it only for an earlier deadline.
+        let earliest = state.timer_at.is_none_or(|timer_at| deadline < timer_at);
+        if earliest {
+            state.timer_at = Some(deadline);
+        }
+        let waiter = Waiter::new(deadline);
         state.waiters.push_back(waiter.clone());
         let connect = state.connects_needed();
-        Checkout::Wait { waiter, connect }
+        Checkout::Wait { waiter, connect, earliest }
+    }
+
+    /// Grants `TimedOut` to every waiter whose deadline is at or before `now`, and returns the
+    /// earliest deadline of those left. One timer per pool, sleeping until that deadline, serves
+    /// every waiter: arming a timer per waiting checkout costs more than the rest of a checkout.
+    pub fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut state = self.state.lock();
+        let mut wakers = Vec::new();
+        state.waiters.retain(|waiter| {
+            if waiter.deadline > now {
+                return true;
+            }
+            wakers.extend(waiter.grant(Grant::TimedOut));
+            false
+        });
+        let next = state.waiters.iter().map(|waiter| waiter.deadline).min();
+        state.timer_at = next;
+        drop(state);
+        wake_all(wakers);
+        next
     }
 
     /// Gives a checked-out (or validated) connection back: to the oldest waiter, or to the

@@ -18,6 +18,9 @@ use crate::error::{BuildError, ConnectError, PoolError};
 use crate::manager::Manager;
 use crate::metrics::{Counters, Metrics, Reason, Status};
 
+/// A deadline for timeouts too long to represent.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The pause after a failed connection attempt when the retry policy has no delays.
 const FAILED_CONNECT_PAUSE: Duration = Duration::from_millis(250);
 
@@ -34,6 +37,8 @@ pub(crate) struct Inner<M: Manager> {
     next_id: AtomicU64,
     /// Signalled whenever a connection is closed, for `close` to wait on.
     closed_signal: Notify,
+    /// Wakes the deadline timer task for a waiter with an earlier deadline, or to exit.
+    pub(crate) deadline_timer: Arc<Notify>,
     pub(crate) leaks: crate::maintenance::LeakRegistry,
 }
 
@@ -137,10 +142,12 @@ impl<M: Manager> Builder<M> {
             counters: Counters::new(),
             next_id: AtomicU64::new(0),
             closed_signal: Notify::new(),
+            deadline_timer: Arc::new(Notify::new()),
             leaks: crate::maintenance::LeakRegistry::new(config.leak_detection_threshold.is_some()),
             config,
         });
         tokio::spawn(crate::maintenance::run(Arc::downgrade(&inner)));
+        tokio::spawn(deadline_timer(Arc::downgrade(&inner), inner.deadline_timer.clone()));
         Ok(Pool { inner })
     }
 }
@@ -177,20 +184,29 @@ impl<M: Manager> Pool<M> {
         let mut start = || {
             *clock.get_or_insert_with(|| {
                 let now = Instant::now();
-                (now, now + timeout)
+                (now, now.checked_add(timeout).unwrap_or(now + FAR_FUTURE))
             })
         };
         loop {
-            let pooled = match inner.core.checkout() {
+            let pooled = match inner.core.checkout(|| start().1) {
                 Checkout::Ready(pooled) => pooled,
                 Checkout::Closed => return Err(PoolError::Closed),
-                Checkout::Wait { waiter, connect } => {
-                    let (started, deadline) = start();
+                Checkout::Wait { waiter, connect, earliest } => {
+                    let (started, _) = start();
+                    if earliest {
+                        inner.deadline_timer.notify_one();
+                    }
                     inner.spawn_connects(connect);
-                    let grant = WaitGrant { inner, waiter: Some(waiter) };
-                    let grant = match tokio::time::timeout_at(deadline, grant).await {
-                        Ok(grant) => grant,
-                        Err(_) => {
+                    // No timer of its own: the pool's deadline timer grants `TimedOut`.
+                    let grant = WaitGrant { inner, waiter: Some(waiter) }.await;
+                    match grant {
+                        Grant::Conn(pooled) => {
+                            inner.counters.record_wait(started.elapsed());
+                            pooled
+                        }
+                        Grant::Error(error) => return Err(PoolError::Connect(error)),
+                        Grant::Closed => return Err(PoolError::Closed),
+                        Grant::TimedOut => {
                             Counters::bump(&inner.counters.timeouts);
                             return Err(PoolError::Timeout {
                                 waited: started.elapsed(),
@@ -198,12 +214,6 @@ impl<M: Manager> Pool<M> {
                                 last_error: inner.core.last_error(),
                             });
                         }
-                    };
-                    inner.counters.record_wait(started.elapsed());
-                    match grant {
-                        Grant::Conn(pooled) => pooled,
-                        Grant::Error(error) => return Err(PoolError::Connect(error)),
-                        Grant::Closed => return Err(PoolError::Closed),
                     }
                 }
             };
@@ -428,6 +438,33 @@ impl<M: Manager> Inner<M> {
             last_used: now,
             last_checked: now,
         }
+    }
+}
+
+impl<M: Manager> Drop for Inner<M> {
+    fn drop(&mut self) {
+        // Let the deadline timer task see that the pool is gone.
+        self.deadline_timer.notify_one();
+    }
+}
+
+/// Times out waiting checkouts: one timer for the whole pool, sleeping until the earliest
+/// waiter's deadline. Holds only a weak reference, so it ends with the pool.
+async fn deadline_timer<M: Manager>(pool: std::sync::Weak<Inner<M>>, wake: Arc<Notify>) {
+    let mut next: Option<Instant> = None;
+    loop {
+        let notified = wake.notified();
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = notified => {}
+                }
+            }
+            None => notified.await,
+        }
+        let Some(inner) = pool.upgrade() else { return };
+        next = inner.core.expire(Instant::now());
     }
 }
 

@@ -13,15 +13,20 @@ use loom::thread;
 
 type TestCore = Core<u32, ()>;
 
+/// A deadline no model reaches (the models do not run the deadline timer).
+fn far_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
+}
+
 fn core(max_size: usize) -> Arc<TestCore> {
     Arc::new(Core::new(Limits { min_size: 0, max_size, max_connecting: max_size, fail_fast: true }))
 }
 
 /// Checks a connection out, opening one if the core asks for it, and waiting otherwise.
 fn checkout(core: &TestCore, id: u32) -> Option<Pooled<u32>> {
-    match core.checkout() {
+    match core.checkout(far_deadline) {
         Checkout::Ready(pooled) => Some(pooled),
-        Checkout::Wait { waiter, connect } => {
+        Checkout::Wait { waiter, connect, .. } => {
             for _ in 0..connect {
                 let (closed, _) = core.connected(Pooled::new_for_test(id));
                 assert!(closed.is_none());
@@ -30,6 +35,7 @@ fn checkout(core: &TestCore, id: u32) -> Option<Pooled<u32>> {
                 Grant::Conn(pooled) => Some(pooled),
                 Grant::Closed => None,
                 Grant::Error(_) => unreachable!("no connect fails in these models"),
+                Grant::TimedOut => unreachable!("no deadline passes in these models"),
             }
         }
         Checkout::Closed => None,
@@ -79,7 +85,7 @@ fn a_cancelled_waiter_loses_nothing() {
     loom::model(|| {
         let core = core(1);
         let held = checkout(&core, 1).expect("not closed");
-        let Checkout::Wait { waiter, connect: 0 } = core.checkout() else {
+        let Checkout::Wait { waiter, connect: 0, .. } = core.checkout(far_deadline) else {
             panic!("the only connection is held")
         };
         let returner = {
