@@ -6,50 +6,23 @@ mod common;
 
 use std::time::Duration;
 
-use connpool::Pool;
 use connpool::redis::RedisManager;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_rides_out_a_restart() {
     let Some(url) = common::require_env("REDIS_URL") else { return };
-    let (Some(stop), Some(start)) =
-        (common::require_env("REDIS_STOP_CMD"), common::require_env("REDIS_START_CMD"))
-    else {
-        return;
-    };
-    let config = common::restart::config();
-    let pool = Pool::builder(RedisManager::new(&url).unwrap()).config(config).build().await.unwrap();
-    let requests = pool.clone();
-    let (outcomes, went_down, back) = common::restart::run(
-        8,
-        Duration::from_secs(7),
-        Duration::from_secs(1),
-        Duration::from_secs(3),
-        stop,
-        start,
-        move || {
-            let pool = requests.clone();
-            async move {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                let reply = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    redis::cmd("PING").query_async::<String>(&mut *conn),
-                )
-                .await;
-                match reply {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(error)) => Err(error.to_string()),
-                    Err(_) => {
-                        conn.mark_broken();
-                        Err("PING timed out".to_owned())
-                    }
-                }
-            }
-        },
-    )
+    let manager = RedisManager::new(&url).unwrap();
+    common::restart::scenario(manager, "REDIS_STOP_CMD", "REDIS_START_CMD", |mut conn| async move {
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut *conn);
+        let result = match tokio::time::timeout(Duration::from_secs(1), ping).await {
+            Ok(result) => result.map(drop).map_err(|error| error.to_string()),
+            Err(_) => Err("PING timed out".to_owned()),
+        };
+        if result.is_err() {
+            conn.mark_broken();
+        }
+        result
+    })
     .await;
-    common::restart::check(&outcomes, went_down, back, Duration::from_millis(2500));
-    let status = pool.status();
-    assert_eq!((status.in_use, status.waiting), (0, 0), "{status}");
-    println!("{}", pool.metrics());
 }

@@ -22,6 +22,43 @@ pub fn config() -> connpool::Config {
     config
 }
 
+/// The whole restart test for one client: a pool of `manager` with [`config`], 8 tasks making
+/// requests through it for 8 s, the server stopped after 1 s for 3 s (with the commands in the
+/// environment variables `stop` and `start`), then [`check`] and the pool's final state.
+/// `request` runs one request on a checked-out connection and marks it broken if it fails.
+pub async fn scenario<M, F, Fut>(manager: M, stop: &str, start: &str, request: F)
+where
+    M: connpool::Manager,
+    F: Fn(connpool::Conn<M>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let (Some(stop), Some(start)) = (super::require_env(stop), super::require_env(start)) else { return };
+    let pool = connpool::Pool::builder(manager).config(config()).build().await.expect("pool builds");
+    let requests = pool.clone();
+    let request = Arc::new(request);
+    let (outcomes, went_down, back) = run(
+        8,
+        Duration::from_secs(8),
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+        stop,
+        start,
+        move || {
+            let (pool, request) = (requests.clone(), request.clone());
+            async move {
+                let conn = pool.get().await.map_err(|e| e.to_string())?;
+                request(conn).await
+            }
+        },
+    )
+    .await;
+    // A checkout waits at most 1 s and a request 1 s.
+    check(&outcomes, went_down, back, Duration::from_millis(2500));
+    let status = pool.status();
+    assert_eq!((status.in_use, status.waiting), (0, 0), "{status}");
+    println!("{}", pool.metrics());
+}
+
 /// What happened to one request.
 #[derive(Debug, Clone)]
 pub struct Outcome {
