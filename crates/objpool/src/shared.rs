@@ -416,13 +416,23 @@ impl<T> Shared<T> {
 
     /// A snapshot of the pool's counters.
     pub(crate) fn stats(&self) -> Stats {
-        self.observe_in_use();
+        // One pass, each slot read once, so that idle + in use never exceeds max_size even
+        // while slots change state under the scan.
+        let (mut idle, mut in_use) = (0, 0);
+        for slot in self.slots.iter() {
+            match slot.state() {
+                IDLE => idle += 1,
+                BUSY => in_use += 1,
+                _ => {}
+            }
+        }
+        self.counters.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
         let c = &*self.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
             max_size: self.slots.len(),
-            idle: self.count(IDLE),
-            in_use: self.count(BUSY),
+            idle,
+            in_use,
             waiting: self.waiting.load(Ordering::Relaxed),
             created: load(&c.created),
             reused: self.slots.iter().map(|slot| slot.reuses()).sum(),

@@ -6,7 +6,8 @@ use std::time::Duration;
 /// A snapshot of a pool's state and counters, from [`Pool::stats`](crate::Pool::stats).
 ///
 /// Counters are read one by one without stopping the pool, so under load the figures of one
-/// snapshot can be a few operations apart.
+/// snapshot can be a few operations apart; `idle` and `in_use` come from one pass over the
+/// slots, so their sum never exceeds `max_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
