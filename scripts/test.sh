@@ -26,6 +26,8 @@ cargo fmt --all --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# Default features too: a test that only compiles with every feature on is a defect.
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
 cargo test --workspace --all-features

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use parking_lot::Mutex;
 
 use crate::manager::Manager;
-use crate::metrics::{Reason, Status};
+use crate::metrics::Reason;
 use crate::pool::Inner;
 
 /// Checkout times of connections in use, kept only when leak detection is on.
@@ -103,7 +103,5 @@ pub(crate) async fn tick<M: Manager>(inner: &std::sync::Arc<Inner<M>>) {
         inner.counters.leaks_reported.fetch_add(reported, std::sync::atomic::Ordering::Relaxed);
     }
     #[cfg(feature = "metrics")]
-    Status::from_counts(inner.core.counts()).publish();
-    #[cfg(not(feature = "metrics"))]
-    let _ = Status::from_counts;
+    crate::metrics::Status::from_counts(inner.core.counts()).publish();
 }

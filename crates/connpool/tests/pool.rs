@@ -118,6 +118,22 @@ async fn connections_are_reused_and_max_size_holds() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_timeout_too_long_to_represent_waits_without_panicking() {
+    let manager = SimManager::new();
+    let pool = pool(&manager, config(1, 1)).await;
+    let held = pool.get().await.unwrap();
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get_timeout(Duration::MAX).await.map(|conn| conn.id()) })
+    };
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(pool.status().waiting, 1, "still waiting after an hour");
+    let id = held.id();
+    drop(held);
+    assert_eq!(waiter.await.unwrap().unwrap(), id);
+}
+
+#[tokio::test(start_paused = true)]
 async fn waiters_are_served_in_fifo_order_by_returned_connections() {
     let manager = SimManager::new();
     let pool = pool(&manager, config(1, 1)).await;
