@@ -1,0 +1,220 @@
+//! Paged storage for a shard's entries, addressed by `u32` indices.
+//!
+//! Entries live in fixed pages of [`PAGE`] nodes, so that growing the shard never moves or copies
+//! entries and the storage never holds more than one partly used page beyond what the entries need
+//! (a `Vec` that doubles can hold twice what it needs). A node is vacant when its weight is 0: every
+//! live entry weighs at least the cache's per-entry overhead, so no separate flag is needed. Vacant
+//! nodes form a free list through their `next` field.
+
+use std::mem::MaybeUninit;
+
+/// Nodes per page.
+pub(crate) const PAGE: usize = 128;
+const PAGE_SHIFT: u32 = PAGE.trailing_zeros();
+
+/// "No node": the end of a list.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// One entry and its bookkeeping.
+pub(crate) struct Node<K, V> {
+    /// # Safety: initialised exactly when `weight != 0`.
+    key: MaybeUninit<K>,
+    /// # Safety: initialised exactly when `weight != 0`.
+    value: MaybeUninit<V>,
+    /// The entry's weight in the budget; 0 marks a vacant node.
+    pub(crate) weight: u64,
+    /// Nanoseconds after the cache's epoch at which the entry expires, plus one; 0 = never.
+    pub(crate) expires: u64,
+    /// Towards the head of the entry's queue (more recent).
+    pub(crate) prev: u32,
+    /// Towards the tail of the entry's queue (older); for a vacant node, the next free node.
+    pub(crate) next: u32,
+    /// The policy's access counter (S3-FIFO: 0 to 3).
+    pub(crate) freq: u8,
+    /// Which queue the entry is on (S3-FIFO: 0 small, 1 main; LRU uses queue 0).
+    pub(crate) queue: u8,
+}
+
+impl<K, V> Node<K, V> {
+    fn vacant(next: u32) -> Self {
+        Self {
+            key: MaybeUninit::uninit(),
+            value: MaybeUninit::uninit(),
+            weight: 0,
+            expires: 0,
+            prev: NIL,
+            next,
+            freq: 0,
+            queue: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_occupied(&self) -> bool {
+        self.weight != 0
+    }
+
+    #[inline]
+    pub(crate) fn key(&self) -> &K {
+        debug_assert!(self.is_occupied());
+        // SAFETY: callers only reach occupied nodes (indices come from the table or the queues, which
+        // hold exactly the occupied nodes), and an occupied node's key is initialised.
+        unsafe { self.key.assume_init_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn value(&self) -> &V {
+        debug_assert!(self.is_occupied());
+        // SAFETY: as in `key`.
+        unsafe { self.value.assume_init_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn value_mut(&mut self) -> &mut V {
+        debug_assert!(self.is_occupied());
+        // SAFETY: as in `key`.
+        unsafe { self.value.assume_init_mut() }
+    }
+}
+
+/// The nodes of one shard.
+pub(crate) struct Slab<K, V> {
+    pages: Vec<Box<[Node<K, V>]>>,
+    /// Head of the free list of vacant nodes.
+    free: u32,
+    len: usize,
+}
+
+impl<K, V> Slab<K, V> {
+    pub(crate) const fn new() -> Self {
+        Self { pages: Vec::new(), free: NIL, len: 0 }
+    }
+
+    /// Number of occupied nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Number of nodes, occupied or not.
+    pub(crate) fn capacity(&self) -> usize {
+        self.pages.len() * PAGE
+    }
+
+    /// Bytes held by the pages.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.capacity() * size_of::<Node<K, V>>() + self.pages.capacity() * size_of::<Box<[Node<K, V>]>>()
+    }
+
+    #[inline]
+    pub(crate) fn node(&self, idx: u32) -> &Node<K, V> {
+        &self.pages[(idx >> PAGE_SHIFT) as usize][idx as usize & (PAGE - 1)]
+    }
+
+    #[inline]
+    pub(crate) fn node_mut(&mut self, idx: u32) -> &mut Node<K, V> {
+        &mut self.pages[(idx >> PAGE_SHIFT) as usize][idx as usize & (PAGE - 1)]
+    }
+
+    /// Stores an entry in a vacant node and returns its index.
+    ///
+    /// # Panics
+    /// If `weight` is 0, or the shard would exceed `u32::MAX - 1` nodes.
+    pub(crate) fn insert(&mut self, key: K, value: V, weight: u64, expires: u64) -> u32 {
+        assert!(weight != 0, "an entry weighs at least the per-entry overhead");
+        if self.free == NIL {
+            self.grow();
+        }
+        let idx = self.free;
+        let node = self.node_mut(idx);
+        debug_assert!(!node.is_occupied());
+        let next_free = node.next;
+        node.key.write(key);
+        node.value.write(value);
+        node.weight = weight;
+        node.expires = expires;
+        node.prev = NIL;
+        node.next = NIL;
+        node.freq = 0;
+        node.queue = 0;
+        self.free = next_free;
+        self.len += 1;
+        idx
+    }
+
+    /// Takes the entry out of an occupied node, which becomes vacant.
+    pub(crate) fn remove(&mut self, idx: u32) -> (K, V) {
+        let free = self.free;
+        let node = self.node_mut(idx);
+        assert!(node.is_occupied(), "removing a vacant node");
+        node.weight = 0;
+        node.next = free;
+        node.prev = NIL;
+        // SAFETY: the node was occupied, so both fields were initialised; `weight = 0` above marks
+        // them uninitialised again, so they are read out exactly once.
+        let entry = unsafe { (node.key.assume_init_read(), node.value.assume_init_read()) };
+        self.free = idx;
+        self.len -= 1;
+        entry
+    }
+
+    fn grow(&mut self) {
+        let first = self.capacity();
+        assert!(first + PAGE < NIL as usize, "a shard holds at most u32::MAX - 1 entries");
+        let page: Box<[Node<K, V>]> = (0..PAGE)
+            .map(|i| Node::vacant(if i + 1 == PAGE { self.free } else { (first + i + 1) as u32 }))
+            .collect();
+        self.pages.push(page);
+        self.free = first as u32;
+    }
+
+    /// Drops every entry and frees the pages.
+    pub(crate) fn clear(&mut self) {
+        self.drop_entries();
+        self.pages = Vec::new();
+        self.free = NIL;
+        self.len = 0;
+    }
+
+    fn drop_entries(&mut self) {
+        for page in &mut self.pages {
+            for node in page.iter_mut().filter(|n| n.is_occupied()) {
+                node.weight = 0;
+                // SAFETY: the node was occupied, so its key and value are initialised; `weight = 0`
+                // above keeps them from being dropped again.
+                unsafe {
+                    node.key.assume_init_drop();
+                    node.value.assume_init_drop();
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> Drop for Slab<K, V> {
+    fn drop(&mut self) {
+        self.drop_entries();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_vacant_nodes_and_drops_everything() {
+        let mut slab = Slab::new();
+        let a = slab.insert(String::from("a"), vec![1u8], 1, 0);
+        let b = slab.insert(String::from("b"), vec![2u8], 1, 0);
+        assert_eq!(slab.len(), 2);
+        assert_eq!(slab.capacity(), PAGE);
+        assert_eq!(slab.remove(a), (String::from("a"), vec![1]));
+        let c = slab.insert(String::from("c"), vec![3u8], 1, 0);
+        assert_eq!(c, a, "the freed node is reused first");
+        assert_eq!(slab.node(b).key(), "b");
+        for i in 0..PAGE * 2 {
+            slab.insert(i.to_string(), vec![0u8; 3], 1, 0);
+        }
+        assert_eq!(slab.capacity(), 3 * PAGE);
+        // Dropping with live entries must free them (checked by Miri and the leak-free counts).
+    }
+}

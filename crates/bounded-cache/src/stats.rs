@@ -1,0 +1,126 @@
+//! Statistics: counters kept per shard under its lock (no shared cache line on the hot path), summed
+//! into a [`Stats`] snapshot on demand.
+
+use std::fmt;
+
+/// Why an entry left the cache, as told to the eviction listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Evicted to stay within the byte budget.
+    Size,
+    /// Its time to live ran out.
+    Expired,
+    /// Removed by the caller: `remove`, `invalidate_if`, `clear`.
+    Explicit,
+    /// Its value was replaced by an insert of the same key.
+    Replaced,
+}
+
+/// Counters of one shard; only touched under the shard's lock.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) inserts: u64,
+    pub(crate) updates: u64,
+    pub(crate) evicted_size: u64,
+    pub(crate) evicted_expired: u64,
+    pub(crate) removed_explicit: u64,
+}
+
+impl Counters {
+    pub(crate) fn count_removal(&mut self, cause: RemovalCause) {
+        match cause {
+            RemovalCause::Size => self.evicted_size += 1,
+            RemovalCause::Expired => self.evicted_expired += 1,
+            RemovalCause::Explicit => self.removed_explicit += 1,
+            RemovalCause::Replaced => {}
+        }
+    }
+}
+
+/// A snapshot of a cache's statistics, from [`Cache::stats`](crate::Cache::stats).
+///
+/// The counters are summed shard by shard, each shard read at one instant under its lock; under
+/// concurrent use the snapshot is not one instant of the whole cache, but each counter only grows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Lookups that found a live entry.
+    pub hits: u64,
+    /// Lookups that found nothing, or an expired entry.
+    pub misses: u64,
+    /// Entries added for a key that was absent.
+    pub inserts: u64,
+    /// Inserts that replaced the value of a present key.
+    pub updates: u64,
+    /// Entries evicted to stay within the budget.
+    pub evicted_size: u64,
+    /// Entries removed because their time to live ran out.
+    pub evicted_expired: u64,
+    /// Entries removed by `remove`, `invalidate_if` or `clear`.
+    pub removed_explicit: u64,
+    /// Inserts refused because the entry alone weighs more than the budget.
+    pub rejected: u64,
+    /// Loader calls (`get_or_insert_with`, `get_or_try_insert_with`) actually run.
+    pub loads: u64,
+    /// Loader calls that failed, panicked or were cancelled.
+    pub load_failures: u64,
+    /// Callers that waited for another caller's loader instead of running their own.
+    pub coalesced: u64,
+    /// Live entries.
+    pub entries: u64,
+    /// The weighed size of the live entries, in bytes.
+    pub weighed_size: u64,
+    /// The byte budget.
+    pub budget: u64,
+}
+
+impl Stats {
+    /// Hits over lookups, from 0 to 1; 0 before the first lookup.
+    pub fn hit_rate(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 { 0.0 } else { self.hits as f64 / lookups as f64 }
+    }
+
+    /// All entries that left the cache for any reason but replacement.
+    pub fn removals(&self) -> u64 {
+        self.evicted_size + self.evicted_expired + self.removed_explicit
+    }
+
+    pub(crate) fn add(&mut self, c: &Counters) {
+        self.hits += c.hits;
+        self.misses += c.misses;
+        self.inserts += c.inserts;
+        self.updates += c.updates;
+        self.evicted_size += c.evicted_size;
+        self.evicted_expired += c.evicted_expired;
+        self.removed_explicit += c.removed_explicit;
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} entries, {} of {} bytes; hit rate {:.1}% ({} hits, {} misses); {} inserts, {} updates; \
+             evicted {} for size, {} expired, {} removed; {} rejected; {} loads ({} failed, {} coalesced)",
+            self.entries,
+            self.weighed_size,
+            self.budget,
+            self.hit_rate() * 100.0,
+            self.hits,
+            self.misses,
+            self.inserts,
+            self.updates,
+            self.evicted_size,
+            self.evicted_expired,
+            self.removed_explicit,
+            self.rejected,
+            self.loads,
+            self.load_failures,
+            self.coalesced
+        )
+    }
+}

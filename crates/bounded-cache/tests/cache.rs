@@ -1,0 +1,381 @@
+//! Behaviour of the public API, one feature at a time.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use bounded_cache::{Cache, ConfigError, Policy, RemovalCause, Weigh};
+
+fn lru(entries: u64) -> Cache<u64, u64, bounded_cache::UnitWeigher> {
+    Cache::builder(0).max_entries(entries).shards(1).build().unwrap()
+}
+
+#[test]
+fn get_insert_remove_contains() {
+    let cache: Cache<String, String> = Cache::new(1 << 20);
+    assert_eq!(cache.get("a"), None);
+    cache.insert("a".into(), "1".into()).unwrap();
+    assert!(cache.contains("a"));
+    assert_eq!(cache.get("a").as_deref(), Some("1"));
+    assert_eq!(cache.get_with("a", |v| v.len()), Some(1));
+    cache.insert("a".into(), "22".into()).unwrap();
+    assert_eq!(cache.get("a").as_deref(), Some("22"));
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.remove("a").as_deref(), Some("22"));
+    assert_eq!(cache.remove("a"), None);
+    assert!(cache.is_empty());
+    assert_eq!(cache.weighed_size(), 0);
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.inserts, s.updates, s.removed_explicit), (3, 1, 1, 1, 1));
+}
+
+#[test]
+fn weight_counts_key_value_and_overhead() {
+    let cache: Cache<String, Vec<u8>> = Cache::new(1 << 20);
+    let key = String::from("key");
+    let value = vec![0u8; 1000];
+    let expected = key.heap_bytes() as u64 + 1000 + cache.entry_overhead();
+    assert_eq!(cache.weigh(&key, &value), expected);
+    cache.insert(key, value).unwrap();
+    assert_eq!(cache.weighed_size(), expected);
+    assert_eq!(cache.stats().weighed_size, expected);
+    assert!(cache.entry_overhead() >= (size_of::<String>() + size_of::<Vec<u8>>()) as u64);
+}
+
+#[test]
+fn lru_evicts_least_recently_used_exactly() {
+    let cache = lru(3);
+    for k in 1..=3 {
+        cache.insert(k, k).unwrap();
+    }
+    assert_eq!(cache.get(&1), Some(1)); // 1 is now most recent; 2 is the victim
+    cache.insert(4, 4).unwrap();
+    assert!(!cache.contains(&2));
+    assert_eq!(cache.eviction_order_of_shard(0), vec![3, 1, 4]);
+    let s = cache.stats();
+    assert_eq!((s.evicted_size, s.entries), (1, 3));
+}
+
+#[test]
+fn budget_is_never_exceeded_and_heavy_entries_come_back() {
+    let cache: Cache<u32, Vec<u8>> = Cache::builder(10_000).shards(8).build().unwrap();
+    for i in 0..1000 {
+        cache.insert(i, vec![0; (i as usize * 37) % 900]).unwrap();
+        assert!(cache.weighed_size() <= 10_000);
+    }
+    // One entry as heavy as the whole budget fits, whatever the shard count.
+    let big = 10_000 - cache.entry_overhead() as usize;
+    cache.insert(5000, vec![1; big]).unwrap();
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.weighed_size(), 10_000);
+    // One byte more is handed back, with its key, and counted.
+    let err = cache.insert(5001, vec![2; big + 1]).unwrap_err();
+    assert_eq!((err.key, err.value.len(), err.weight, err.budget), (5001, big + 1, 10_001, 10_000));
+    assert!(err.to_string().contains("does not fit"));
+    assert_eq!(cache.stats().rejected, 1);
+    assert_eq!(cache.get(&5000).map(|v| v.len()), Some(big), "a rejection evicts nothing");
+}
+
+#[test]
+fn shrinking_the_budget_evicts_at_once() {
+    let cache: Cache<u64, u64> = Cache::builder(100_000).shards(4).build().unwrap();
+    for i in 0..1000 {
+        cache.insert(i, i).unwrap();
+    }
+    let before = cache.weighed_size();
+    cache.set_budget(before / 4);
+    assert!(cache.weighed_size() <= before / 4);
+    assert_eq!(cache.stats().weighed_size, cache.weighed_size());
+    cache.set_budget(100_000);
+    cache.insert(5000, 1).unwrap();
+    assert_eq!(cache.get(&5000), Some(1));
+}
+
+#[test]
+fn ttl_default_and_per_entry() {
+    let cache: Cache<u32, u32> = Cache::builder(1 << 20).time_to_live(Duration::from_millis(60)).build().unwrap();
+    cache.insert(1, 1).unwrap();
+    cache.insert_with_ttl(2, 2, Duration::from_secs(60)).unwrap();
+    cache.insert_with_ttl(3, 3, Duration::from_millis(1)).unwrap();
+    thread::sleep(Duration::from_millis(5));
+    assert_eq!(cache.get(&3), None, "an expired entry is never returned");
+    assert!(!cache.contains(&3));
+    assert_eq!(cache.get(&1), Some(1));
+    thread::sleep(Duration::from_millis(80));
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.get(&2), Some(2));
+    let s = cache.stats();
+    assert_eq!(s.evicted_expired, 2);
+    assert_eq!(s.entries, 1);
+    assert_eq!(cache.iter().collect::<Vec<_>>(), vec![(2, 2)]);
+}
+
+#[test]
+fn expired_entries_are_reclaimed_without_being_read() {
+    let cache: Cache<u32, Vec<u8>> = Cache::builder(1 << 20).shards(1).build().unwrap();
+    for i in 0..100 {
+        cache.insert_with_ttl(i, vec![0; 100], Duration::from_millis(1)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(5));
+    let full = cache.weighed_size();
+    // Later inserts sweep a few slots each: the expired entries' memory comes back.
+    for i in 1000..1100 {
+        cache.insert(i, Vec::new()).unwrap();
+    }
+    assert_eq!(cache.stats().evicted_expired, 100);
+    assert!(cache.weighed_size() < full);
+    // And purge_expired does it at once.
+    for i in 0..10 {
+        cache.insert_with_ttl(i, vec![0; 100], Duration::from_millis(1)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(5));
+    assert_eq!(cache.purge_expired(), 10);
+    assert_eq!(cache.len(), 100);
+}
+
+#[test]
+fn invalidate_if_clear_and_listener() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let cache: Cache<String, u32> = Cache::builder(1 << 20)
+        .eviction_listener(move |k: &String, _v: &u32, cause| log.lock().unwrap().push((k.clone(), cause)))
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        cache.insert(format!("user:{i}"), i).unwrap();
+        cache.insert(format!("post:{i}"), i).unwrap();
+    }
+    assert_eq!(cache.invalidate_if(|k, _| k.starts_with("user:")), 10);
+    assert_eq!(cache.len(), 10);
+    assert!(cache.iter().all(|(k, _)| k.starts_with("post:")));
+    cache.insert("post:0".into(), 99).unwrap();
+    cache.clear();
+    assert!(cache.is_empty());
+    assert_eq!(cache.weighed_size(), 0);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.iter().filter(|(_, c)| *c == RemovalCause::Explicit).count(), 20);
+    assert_eq!(seen.iter().filter(|(_, c)| *c == RemovalCause::Replaced).count(), 1);
+    assert_eq!(cache.stats().removed_explicit, 20);
+}
+
+#[test]
+fn listener_hears_size_evictions() {
+    let evicted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&evicted);
+    let cache: Cache<u64, u64, _> = Cache::builder(0)
+        .max_entries(10)
+        .eviction_listener(move |_, _, cause| {
+            assert_eq!(cause, RemovalCause::Size);
+            count.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        cache.insert(i, i).unwrap();
+    }
+    assert_eq!(evicted.load(Ordering::Relaxed), 90);
+    assert_eq!(cache.stats().evicted_size, 90);
+}
+
+#[test]
+fn insert_all_warms_and_returns_rejects() {
+    let cache: Cache<u32, Vec<u8>> = Cache::new(4096);
+    let rejected = cache.insert_all((0..10).map(|i| (i, vec![0u8; if i == 3 { 10_000 } else { 10 }])));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].key, 3);
+    assert_eq!(cache.len(), 9);
+}
+
+#[test]
+fn invalid_configuration_is_a_typed_error() {
+    let b = || Cache::<u32, u32>::builder(1024);
+    assert_eq!(b().budget(0).build().unwrap_err(), ConfigError::ZeroBudget);
+    assert_eq!(b().shards(3).build().unwrap_err(), ConfigError::Shards(3));
+    assert_eq!(b().shards(0).build().unwrap_err(), ConfigError::Shards(0));
+    assert_eq!(b().shards(1 << 20).build().unwrap_err(), ConfigError::Shards(1 << 20));
+    assert_eq!(b().time_to_live(Duration::ZERO).build().unwrap_err(), ConfigError::ZeroTtl);
+    assert!(ConfigError::Shards(3).to_string().contains("power of two"));
+}
+
+#[test]
+fn closure_weigher() {
+    let cache: Cache<u32, String, _> = Cache::builder(1000).weigher(|_k: &u32, v: &String| v.len() * 10).build().unwrap();
+    cache.insert(1, "abc".into()).unwrap();
+    assert_eq!(cache.weighed_size(), 30 + cache.entry_overhead());
+}
+
+#[test]
+fn s3fifo_keeps_the_working_set_through_a_scan() {
+    let cache: Cache<u64, u64, _> = Cache::builder(0).max_entries(100).policy(Policy::S3Fifo).shards(1).build().unwrap();
+    // A hot set, used twice, then a long scan of one-hit keys.
+    for round in 0..3 {
+        for k in 0..50 {
+            if cache.get(&k).is_none() {
+                cache.insert(k, round).unwrap();
+            }
+        }
+    }
+    for k in 1000..10_000 {
+        cache.insert(k, k).unwrap();
+    }
+    let hot = (0..50).filter(|k| cache.contains(k)).count();
+    assert!(hot >= 45, "S3-FIFO kept {hot} of 50 hot keys through the scan");
+    // LRU keeps none.
+    let cache = lru(100);
+    for k in (0..50).chain(0..50) {
+        cache.insert(k, k).unwrap();
+    }
+    for k in 1000..10_000 {
+        cache.insert(k, k).unwrap();
+    }
+    assert_eq!((0..50).filter(|k| cache.contains(k)).count(), 0);
+}
+
+#[test]
+fn loader_runs_once_for_concurrent_callers() {
+    let cache: Cache<u32, u64> = Cache::new(1 << 20);
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(8);
+    thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                let v = cache.get_or_insert_with(7, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    thread::sleep(Duration::from_millis(50));
+                    42
+                });
+                assert_eq!(v, 42);
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let s = cache.stats();
+    assert_eq!(s.loads, 1);
+    assert_eq!(s.coalesced, 7);
+    assert_eq!(cache.get(&7), Some(42));
+}
+
+#[test]
+fn loader_error_reaches_every_waiter_and_is_not_cached() {
+    let cache: Cache<u32, u64> = Cache::new(1 << 20);
+    let barrier = Barrier::new(4);
+    let runs = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                let r = cache.try_get_or_insert_with(1, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    thread::sleep(Duration::from_millis(50));
+                    Err::<u64, _>("backend down")
+                });
+                assert_eq!(*r.unwrap_err(), "backend down");
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the waiters shared the leader's error");
+    assert!(!cache.contains(&1));
+    assert_eq!(cache.try_get_or_insert_with(1, || Ok::<_, &str>(5)), Ok(5));
+    assert_eq!(cache.stats().load_failures, 1);
+}
+
+#[test]
+fn panicking_loader_hands_over_to_a_waiter() {
+    let cache: Cache<u32, u64> = Cache::new(1 << 20);
+    let started = Barrier::new(2);
+    thread::scope(|s| {
+        let leader = s.spawn(|| {
+            cache.get_or_insert_with(1, || {
+                started.wait();
+                thread::sleep(Duration::from_millis(50));
+                panic!("loader failed");
+            })
+        });
+        started.wait();
+        // The waiter joins the flight, sees it abandoned and runs its own loader.
+        assert_eq!(cache.get_or_insert_with(1, || 9), 9);
+        assert!(leader.join().is_err());
+    });
+    assert_eq!(cache.get(&1), Some(9));
+    assert_eq!(cache.stats().load_failures, 1);
+}
+
+#[test]
+#[should_panic(expected = "waited for its own key")]
+fn a_loader_asking_for_its_own_key_panics_instead_of_deadlocking() {
+    let cache: Cache<u32, u64> = Cache::new(1 << 20);
+    cache.get_or_insert_with(1, || cache.get_or_insert_with(1, || 2));
+}
+
+#[test]
+fn a_loaded_value_heavier_than_the_budget_is_returned_not_cached() {
+    let cache: Cache<u32, Vec<u8>> = Cache::new(1024);
+    assert_eq!(cache.get_or_insert_with(1, || vec![0; 4096]).len(), 4096);
+    assert!(!cache.contains(&1));
+    assert_eq!(cache.stats().rejected, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_loader_coalesces_and_survives_cancellation() {
+    let cache: Cache<u32, String> = Cache::new(1 << 20);
+    // A leader whose future is dropped mid-load: the waiter takes over.
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_try_insert_with(1, async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok::<_, std::io::Error>("never".to_string())
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache.get_or_try_insert_with(1, async { Ok::<_, std::io::Error>("second".to_string()) }).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiter.is_finished(), "the waiter waits on the leader");
+    leader.abort();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("no hang").unwrap();
+    assert_eq!(got.unwrap(), "second");
+    assert_eq!(cache.get(&1).as_deref(), Some("second"));
+
+    // Many concurrent tasks, one load, one shared error.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), Arc::clone(&runs));
+            tokio::spawn(async move {
+                cache
+                    .get_or_try_insert_with(2, async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err::<String, _>(std::io::Error::other("refused"))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap_err().to_string(), "refused");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(!cache.contains(&2));
+}
+
+#[test]
+fn iter_sees_every_live_entry() {
+    let cache: Cache<u32, u32> = Cache::builder(1 << 20).shards(4).build().unwrap();
+    for i in 0..500 {
+        cache.insert(i, i * 2).unwrap();
+    }
+    let mut all: Vec<_> = cache.iter().collect();
+    all.sort();
+    assert_eq!(all, (0..500).map(|i| (i, i * 2)).collect::<Vec<_>>());
+}
