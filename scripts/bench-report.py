@@ -54,20 +54,23 @@ def main():
         if group.startswith(prefix):
             groups.setdefault(group, {}).setdefault(param, {})[impl] = estimate(path)
     for group, points in groups.items():
-        impls = sorted({i for p in points.values() for i in p}, key=lambda i: (i != "ours", i))
+        impls = sorted({i for p in points.values() for i in p}, key=lambda i: (not i.startswith("ours"), i))
+        ours_variants = [i for i in impls if i.startswith("ours")]
         print(f"\n### {group}\n")
-        print("| parameter | " + " | ".join(impls) + " | ours vs fastest peer |")
-        print("|---" * (len(impls) + 2) + "|")
-        for param, times in sorted(points.items()):
-            peers = {i: t for i, t in times.items() if i != "ours"}
+        print("| parameter | " + " | ".join(impls) + " | " + " | ".join(f"{o} vs fastest peer" for o in ours_variants) + " |")
+        print("|---" * (len(impls) + len(ours_variants) + 1) + "|")
+        for param, times in sorted(points.items(), key=lambda kv: (len(kv[0]), kv[0])):
+            # Variants of ours (named "ours-...") are not peers of each other.
+            peers = {i: t for i, t in times.items() if not i.startswith("ours")}
             cells = [fmt(times[i]) if i in times else "" for i in impls]
-            if "ours" in times and peers:
-                best = min(peers, key=peers.get)
-                ratio = peers[best] / times["ours"]
-                verdict = f"{ratio:.2f}x the speed of {best}"
-            else:
-                verdict = ""
-            print(f"| {param} | " + " | ".join(cells) + f" | {verdict} |")
+            verdicts = []
+            for o in ours_variants:
+                if o in times and peers:
+                    best = min(peers, key=peers.get)
+                    verdicts.append(f"{peers[best] / times[o]:.2f}x the speed of {best}")
+                else:
+                    verdicts.append("")
+            print(f"| {param} | " + " | ".join(cells + verdicts) + " |")
         if group in PAIRS:
             pairs_table(group, points)
 

@@ -6,9 +6,12 @@
 //! - `objpool-async`: 64 tasks on a two-worker tokio runtime share a pool of 8; each task gets
 //!   an object 10 times, holding it across a yield so that the pool is always contended.
 
+mod support;
+
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+
+use support::run_threads;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -17,27 +20,6 @@ const CAPACITY: usize = 64;
 
 fn new_vec() -> Vec<u8> {
     Vec::with_capacity(CAPACITY)
-}
-
-/// Runs `op` `iters` times on each of `threads` threads and returns the wall time from the
-/// moment all threads are ready.
-fn run_threads<P: Sync>(pool: &P, threads: usize, iters: u64, op: impl Fn(&P) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                barrier.wait();
-                for _ in 0..iters {
-                    op(pool);
-                }
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        // Leaving the scope joins the threads.
-        start
-    })
-    .elapsed()
 }
 
 struct OpoolVec;

@@ -136,7 +136,10 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
 
     /// Called with each entry that leaves the cache and why, after the shard's lock is released,
     /// on the thread whose call made it leave.
-    pub fn eviction_listener(mut self, listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static) -> Self {
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
         self.listener = Some(Box::new(listener));
         self
     }

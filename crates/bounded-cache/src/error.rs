@@ -24,7 +24,10 @@ impl<K, V> TooHeavy<K, V> {
 
 impl<K, V> fmt::Debug for TooHeavy<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TooHeavy").field("weight", &self.weight).field("budget", &self.budget).finish_non_exhaustive()
+        f.debug_struct("TooHeavy")
+            .field("weight", &self.weight)
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,11 +55,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::ZeroBudget => f.write_str("the cache budget must be at least 1 byte"),
-            ConfigError::Shards(n) => write!(
-                f,
-                "shard count {n} is not a power of two from 1 to {}",
-                crate::MAX_SHARDS
-            ),
+            ConfigError::Shards(n) => {
+                write!(f, "shard count {n} is not a power of two from 1 to {}", crate::MAX_SHARDS)
+            }
             ConfigError::ZeroTtl => f.write_str("a time to live must be longer than zero"),
         }
     }

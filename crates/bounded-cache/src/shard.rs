@@ -138,7 +138,12 @@ impl<K: Eq, V> Shard<K, V> {
             self.queues.reweigh(&mut self.slab, idx, weight);
             self.queues.on_hit(&mut self.slab, idx);
             self.weight = self.weight - old_weight + weight;
-            return Some(Removed { key, value: old_value, weight: old_weight, cause: RemovalCause::Replaced });
+            return Some(Removed {
+                key,
+                value: old_value,
+                weight: old_weight,
+                cause: RemovalCause::Replaced,
+            });
         }
         self.counters.inserts += 1;
         let idx = self.slab.insert(key, value, weight, expires);
@@ -185,7 +190,11 @@ impl<K: Eq, V> Shard<K, V> {
     }
 
     /// Evicts the policy's victim; `now` is consulted to tell an expired victim from a live one.
-    pub(crate) fn evict_one(&mut self, now: impl FnOnce() -> u64, hash_of: impl Fn(&K) -> u64) -> Option<Removed<K, V>> {
+    pub(crate) fn evict_one(
+        &mut self,
+        now: impl FnOnce() -> u64,
+        hash_of: impl Fn(&K) -> u64,
+    ) -> Option<Removed<K, V>> {
         let idx = self.queues.pop_victim(&mut self.slab, &hash_of)?;
         let node = self.slab.node(idx);
         let expires = node.expires;
@@ -196,7 +205,11 @@ impl<K: Eq, V> Shard<K, V> {
 
     /// Checks the next `N` nodes for expired entries, resuming where the last sweep stopped, and
     /// removes those it finds.
-    pub(crate) fn sweep<const N: usize>(&mut self, now: u64, hash_of: impl Fn(&K) -> u64) -> [Option<Removed<K, V>>; N] {
+    pub(crate) fn sweep<const N: usize>(
+        &mut self,
+        now: u64,
+        hash_of: impl Fn(&K) -> u64,
+    ) -> [Option<Removed<K, V>>; N] {
         let mut out = [const { None }; N];
         let cap = self.slab.capacity() as u32;
         if self.expiring == 0 || cap == 0 {
@@ -274,8 +287,6 @@ impl<K: Eq, V> Shard<K, V> {
 
     /// Heap bytes held by the shard's structures (not counting what keys and values own).
     pub(crate) fn allocated_bytes(&self) -> usize {
-        self.slab.allocated_bytes()
-            + self.table.allocation_size()
-            + self.queues.allocated_bytes()
+        self.slab.allocated_bytes() + self.table.allocation_size() + self.queues.allocated_bytes()
     }
 }

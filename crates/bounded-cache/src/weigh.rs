@@ -40,8 +40,26 @@ macro_rules! weighs_nothing {
 }
 
 weighs_nothing!(
-    (), bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64,
-    std::time::Duration, std::time::Instant, std::time::SystemTime
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    std::time::Duration,
+    std::time::Instant,
+    std::time::SystemTime
 );
 
 impl Weigh for String {

@@ -94,7 +94,8 @@ fn shrinking_the_budget_evicts_at_once() {
 
 #[test]
 fn ttl_default_and_per_entry() {
-    let cache: Cache<u32, u32> = Cache::builder(1 << 20).time_to_live(Duration::from_millis(60)).build().unwrap();
+    let cache: Cache<u32, u32> =
+        Cache::builder(1 << 20).time_to_live(Duration::from_millis(60)).build().unwrap();
     cache.insert(1, 1).unwrap();
     cache.insert_with_ttl(2, 2, Duration::from_secs(60)).unwrap();
     cache.insert_with_ttl(3, 3, Duration::from_millis(1)).unwrap();
@@ -200,14 +201,16 @@ fn invalid_configuration_is_a_typed_error() {
 
 #[test]
 fn closure_weigher() {
-    let cache: Cache<u32, String, _> = Cache::builder(1000).weigher(|_k: &u32, v: &String| v.len() * 10).build().unwrap();
+    let cache: Cache<u32, String, _> =
+        Cache::builder(1000).weigher(|_k: &u32, v: &String| v.len() * 10).build().unwrap();
     cache.insert(1, "abc".into()).unwrap();
     assert_eq!(cache.weighed_size(), 30 + cache.entry_overhead());
 }
 
 #[test]
 fn s3fifo_keeps_the_working_set_through_a_scan() {
-    let cache: Cache<u64, u64, _> = Cache::builder(0).max_entries(100).policy(Policy::S3Fifo).shards(1).build().unwrap();
+    let cache: Cache<u64, u64, _> =
+        Cache::builder(0).max_entries(100).policy(Policy::S3Fifo).shards(1).build().unwrap();
     // A hot set, used twice, then a long scan of one-hit keys.
     for round in 0..3 {
         for k in 0..50 {

@@ -72,7 +72,9 @@ fn stress(policy: Policy) {
                                 cache.invalidate_if(|k, _| k % 97 == key % 97);
                             }
                             _ => {
-                                cache.insert_with_ttl(key, vec![key as u8; 10], Duration::from_millis(1)).unwrap();
+                                cache
+                                    .insert_with_ttl(key, vec![key as u8; 10], Duration::from_millis(1))
+                                    .unwrap();
                             }
                         }
                     }

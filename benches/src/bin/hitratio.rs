@@ -1,0 +1,275 @@
+//! Replays a cache trace through each implementation at given capacities and prints hit ratios.
+//!
+//! ```text
+//! cargo run --release -p benches --bin hitratio -- <trace file> <capacity>... [--format arc|lirs|sized]
+//! ```
+//!
+//! Formats (told by the file name unless `--format` is given): `arc` (`*.lis[.zst]`: lines
+//! `start nblocks ignore req_no`, touching keys `start..start+nblocks`), `lirs` (`*.trace[.gz]`: one key
+//! a line) and `sized` (`*.trace.xz` or a name containing `size`: lines `time key bytes`). For `arc`
+//! and `lirs` a capacity is a number of entries; for `sized` it is a byte budget, or a percentage of the
+//! bytes of all distinct objects when written like `5%`. Compressed files (`.zst`, `.gz`, `.xz`) are
+//! read as they are.
+//!
+//! Every implementation sees the same requests: look the key up, insert it on a miss. `lru` (the `lru`
+//! crate, one unsharded list) is exact LRU. The weighted rows give each entry its object size.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::ExitCode;
+
+use bounded_cache::{Cache, Policy};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Format {
+    Arc,
+    Lirs,
+    Sized,
+}
+
+/// One request: a key and its size in bytes (1 for unsized traces).
+type Request = (u64, u32);
+
+fn open(path: &Path) -> std::io::Result<Box<dyn Read>> {
+    let file = File::open(path)?;
+    let name = path.to_string_lossy();
+    Ok(if name.ends_with(".zst") {
+        Box::new(zstd::Decoder::new(file)?)
+    } else if name.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if name.ends_with(".xz") {
+        Box::new(liblzma::read::XzDecoder::new(file))
+    } else {
+        Box::new(file)
+    })
+}
+
+fn guess_format(path: &Path) -> Option<Format> {
+    let name = path.file_name()?.to_string_lossy().to_lowercase();
+    if name.contains(".lis") {
+        Some(Format::Arc)
+    } else if name.contains("size") || name.ends_with(".trace.xz") {
+        Some(Format::Sized)
+    } else if name.contains(".trace") {
+        Some(Format::Lirs)
+    } else {
+        None
+    }
+}
+
+fn read_trace(path: &Path, format: Format) -> Result<Vec<Request>, String> {
+    let reader = BufReader::new(open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?);
+    let mut out = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("{}: line {}: {e}", path.display(), n + 1))?;
+        let mut fields = line.split_whitespace();
+        let mut num = |what: &str| -> Result<u64, String> {
+            fields
+                .next()
+                .ok_or_else(|| format!("{}: line {}: missing {what}", path.display(), n + 1))?
+                .parse::<u64>()
+                .map_err(|e| format!("{}: line {}: bad {what}: {e}", path.display(), n + 1))
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match format {
+            Format::Arc => {
+                let start = num("start")?;
+                let blocks = num("block count")?;
+                out.extend((start..start + blocks).map(|k| (k, 1)));
+            }
+            Format::Lirs => out.push((num("key")?, 1)),
+            Format::Sized => {
+                let _time = num("time")?;
+                let key = num("key")?;
+                let size = num("size")?;
+                out.push((key, size.clamp(1, u64::from(u32::MAX)) as u32));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A cache under test: `touch` looks a key up and inserts it on a miss; returns whether it hit.
+trait Replay {
+    fn touch(&mut self, key: u64, size: u32) -> bool;
+}
+
+struct Ours<W: bounded_cache::Weigher<u64, u32>>(Cache<u64, u32, W>);
+impl<W: bounded_cache::Weigher<u64, u32>> Replay for Ours<W> {
+    fn touch(&mut self, key: u64, size: u32) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        let _ = self.0.insert(key, size);
+        false
+    }
+}
+
+struct Moka(moka::sync::Cache<u64, u32>);
+impl Replay for Moka {
+    fn touch(&mut self, key: u64, size: u32) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.insert(key, size);
+        false
+    }
+}
+
+struct Quick(quick_cache::sync::Cache<u64, u32, SizeWeighter>);
+#[derive(Clone)]
+struct SizeWeighter(bool);
+impl quick_cache::Weighter<u64, u32> for SizeWeighter {
+    fn weight(&self, _: &u64, size: &u32) -> u64 {
+        if self.0 { u64::from(*size) } else { 1 }
+    }
+}
+impl Replay for Quick {
+    fn touch(&mut self, key: u64, size: u32) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.insert(key, size);
+        false
+    }
+}
+
+struct Lru(lru::LruCache<u64, ()>);
+impl Replay for Lru {
+    fn touch(&mut self, key: u64, _: u32) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.put(key, ());
+        false
+    }
+}
+
+fn run(cache: &mut dyn Replay, trace: &[Request]) -> f64 {
+    let hits = trace.iter().filter(|&&(k, s)| cache.touch(k, s)).count();
+    100.0 * hits as f64 / trace.len() as f64
+}
+
+fn implementations(capacity: u64, sized: bool) -> Vec<(&'static str, Box<dyn Replay>)> {
+    let ours = |policy| -> Box<dyn Replay> {
+        if sized {
+            Box::new(Ours(
+                Cache::builder(capacity)
+                    .policy(policy)
+                    .weigher(|_: &u64, s: &u32| *s as usize)
+                    .build()
+                    .unwrap(),
+            ))
+        } else {
+            Box::new(Ours(Cache::builder(0).max_entries(capacity).policy(policy).build().unwrap()))
+        }
+    };
+    let moka = if sized {
+        moka::sync::Cache::builder().max_capacity(capacity).weigher(|_: &u64, s: &u32| *s).build()
+    } else {
+        moka::sync::Cache::new(capacity)
+    };
+    let estimated_items = if sized { (capacity / 4096).max(16) as usize } else { capacity as usize };
+    let quick = quick_cache::sync::Cache::with_weighter(estimated_items, capacity, SizeWeighter(sized));
+    let mut all: Vec<(&'static str, Box<dyn Replay>)> = vec![
+        ("ours-lru", ours(Policy::Lru)),
+        ("ours-s3fifo", ours(Policy::S3Fifo)),
+        ("moka", Box::new(Moka(moka))),
+        ("quick_cache", Box::new(Quick(quick))),
+    ];
+    if !sized {
+        let cap = std::num::NonZeroUsize::new(capacity as usize).expect("capacity above zero");
+        all.push(("lru (exact LRU)", Box::new(Lru(lru::LruCache::new(cap)))));
+    }
+    all
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut path = None;
+    let mut format = None;
+    let mut capacities = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--format" => {
+                format = match args.next().as_deref() {
+                    Some("arc") => Some(Format::Arc),
+                    Some("lirs") => Some(Format::Lirs),
+                    Some("sized") => Some(Format::Sized),
+                    other => {
+                        eprintln!("--format takes arc, lirs or sized, not {other:?}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            _ if path.is_none() => path = Some(arg),
+            _ => capacities.push(arg),
+        }
+    }
+    let (Some(path), false) = (path, capacities.is_empty()) else {
+        eprintln!("usage: hitratio <trace file> <capacity>... [--format arc|lirs|sized]");
+        return ExitCode::from(2);
+    };
+    let path = Path::new(&path);
+    let Some(format) = format.or_else(|| guess_format(path)) else {
+        eprintln!("cannot tell the format of {} from its name; pass --format", path.display());
+        return ExitCode::from(2);
+    };
+    let trace = match read_trace(path, format) {
+        Ok(t) if !t.is_empty() => t,
+        Ok(_) => {
+            eprintln!("{} holds no requests", path.display());
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sized = format == Format::Sized;
+    let distinct_bytes: u64 = if sized {
+        let mut sizes = HashMap::new();
+        for &(k, s) in &trace {
+            sizes.insert(k, u64::from(s));
+        }
+        sizes.values().sum()
+    } else {
+        0
+    };
+    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    println!("trace {name}: {} requests ({format:?})", trace.len());
+    if sized {
+        println!("bytes of all distinct objects: {distinct_bytes}");
+    }
+    println!();
+    println!("| implementation | capacity | hit ratio |");
+    println!("|---|---|---|");
+    for cap in &capacities {
+        let (capacity, label) = match cap.strip_suffix('%') {
+            Some(pct) if sized => {
+                let pct: f64 = pct.parse().unwrap_or(0.0);
+                let bytes = (distinct_bytes as f64 * pct / 100.0) as u64;
+                (bytes, format!("{cap} ({bytes} B)"))
+            }
+            _ => match cap.parse::<u64>() {
+                Ok(c) if c > 0 => (c, cap.clone()),
+                _ => {
+                    eprintln!(
+                        "capacity {cap:?} is not a positive number{}",
+                        if sized { " or a percentage" } else { "" }
+                    );
+                    return ExitCode::from(2);
+                }
+            },
+        };
+        for (implementation, mut cache) in implementations(capacity, sized) {
+            let ratio = run(cache.as_mut(), &trace);
+            println!("| {implementation} | {label} | {ratio:.2}% |");
+        }
+    }
+    ExitCode::SUCCESS
+}
