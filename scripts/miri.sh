@@ -9,3 +9,7 @@ fi
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
 cargo +nightly miri test -p objpool --test pool --test no_alloc
 cargo +nightly miri test -p alloctrack --test counting
+# The slab under the cache (unsafe: entries in MaybeUninit nodes): its unit tests, and the public
+# API tests that insert, replace, evict, expire, remove, clear and drop entries.
+cargo +nightly miri test -p bounded-cache --lib
+cargo +nightly miri test -p bounded-cache --test cache -- get_insert_remove lru_evicts budget_is_never shrinking invalidate_if iter_sees
