@@ -1,0 +1,136 @@
+//! How a file is cut and processed.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::ConfigError;
+
+/// How chunk boundaries are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Chunks of exactly `chunk_size` bytes (the last one shorter).
+    Fixed,
+    /// Chunks that end just after a delimiter, so that no record is cut: each chunk holds whole
+    /// records (the last chunk of a file may end without a delimiter).
+    Records {
+        /// The byte that ends a record (`b'\n'` for lines).
+        delimiter: u8,
+        /// The longest record allowed, delimiter excluded; at least `chunk_size`. A chunk grows
+        /// beyond `chunk_size` to hold a record up to this length; a longer record is
+        /// [`Error::RecordTooLong`](crate::Error::RecordTooLong).
+        max_record: usize,
+    },
+}
+
+/// A progress callback: bytes done (in file order) and the file's length.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// The settings of a [`Processor`](crate::Processor).
+///
+/// ```
+/// let config = streamproc::Config::new().chunk_size(1 << 20).workers(4).buffer(10).lines();
+/// assert_eq!(config.max_chunks_in_memory(), 14);
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) chunk_size: usize,
+    pub(crate) workers: usize,
+    pub(crate) buffer: usize,
+    pub(crate) split: Split,
+    pub(crate) progress: Option<Progress>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("chunk_size", &self.chunk_size)
+            .field("workers", &self.workers)
+            .field("buffer", &self.buffer)
+            .field("split", &self.split)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Config {
+    /// 1 MiB chunks, 4 workers, a buffer of 10 chunks, fixed-size split.
+    pub fn new() -> Self {
+        Self { chunk_size: 1 << 20, workers: 4, buffer: 10, split: Split::Fixed, progress: None }
+    }
+
+    /// Bytes per chunk (record-aligned chunks may be shorter, or longer up to the longest record).
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Worker threads.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Chunks that may wait, read but not yet processed or processed but not yet consumed,
+    /// beyond one per worker.
+    pub fn buffer(mut self, chunks: usize) -> Self {
+        self.buffer = chunks;
+        self
+    }
+
+    /// The split mode.
+    pub fn split(mut self, split: Split) -> Self {
+        self.split = split;
+        self
+    }
+
+    /// Record-aligned chunks of newline-terminated lines, a line at most `chunk_size` long.
+    pub fn lines(self) -> Self {
+        let max_record = self.chunk_size;
+        self.split(Split::Records { delimiter: b'\n', max_record })
+    }
+
+    /// Calls `progress(bytes_done, total)` each time a chunk's result is handed out.
+    pub fn on_progress(mut self, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(progress));
+        self
+    }
+
+    /// The most chunks that exist at once: `workers + buffer`. Each holds at most
+    /// [`max_chunk_bytes`](Self::max_chunk_bytes), so a run's chunk memory is bounded by
+    /// `(workers + buffer) x max_chunk_bytes`, whatever the file size.
+    pub fn max_chunks_in_memory(&self) -> usize {
+        self.workers + self.buffer
+    }
+
+    /// The largest chunk buffer: `chunk_size`, or `max_record + 1` for record-aligned chunks if larger.
+    pub fn max_chunk_bytes(&self) -> usize {
+        match self.split {
+            Split::Fixed => self.chunk_size,
+            Split::Records { max_record, .. } => self.chunk_size.max(max_record.saturating_add(1)),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.chunk_size == 0 {
+            return Err(ConfigError::ZeroChunkSize);
+        }
+        if self.workers == 0 {
+            return Err(ConfigError::ZeroWorkers);
+        }
+        if let Split::Records { max_record, .. } = self.split
+            && max_record < self.chunk_size
+        {
+            return Err(ConfigError::MaxRecordBelowChunkSize { max_record, chunk_size: self.chunk_size });
+        }
+        if self.max_chunk_bytes() > isize::MAX as usize / 2 {
+            return Err(ConfigError::ChunkTooLarge(self.max_chunk_bytes()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! Errors.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// An invalid [`Config`](crate::Config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `chunk_size` is 0.
+    ZeroChunkSize,
+    /// `workers` is 0.
+    ZeroWorkers,
+    /// A record-aligned split whose longest record is below the chunk size (records up to a chunk
+    /// are always accepted).
+    MaxRecordBelowChunkSize {
+        /// The longest record configured.
+        max_record: usize,
+        /// The chunk size.
+        chunk_size: usize,
+    },
+    /// A chunk buffer this large cannot be allocated.
+    ChunkTooLarge(usize),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroChunkSize => f.write_str("chunk size must be at least 1 byte"),
+            ConfigError::ZeroWorkers => f.write_str("at least one worker is needed"),
+            ConfigError::MaxRecordBelowChunkSize { max_record, chunk_size } => write!(
+                f,
+                "the longest record ({max_record} bytes) must be at least the chunk size ({chunk_size} bytes)"
+            ),
+            ConfigError::ChunkTooLarge(n) => write!(f, "a chunk buffer of {n} bytes cannot be allocated"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a run failed. `E` is the error type of the per-chunk function.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error<E = Infallible> {
+    /// The file could not be opened (or its length read).
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A read failed.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Where the failed read started.
+        offset: u64,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A record is longer than the configured maximum.
+    RecordTooLong {
+        /// The file.
+        path: PathBuf,
+        /// Where the record starts.
+        offset: u64,
+        /// The longest record allowed.
+        max_record: usize,
+    },
+    /// The file's length changed while it was being read.
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// The length when the run started.
+        expected: u64,
+        /// The length seen later (for a file that shrank, where a read came up short).
+        actual: u64,
+    },
+    /// The per-chunk function returned an error.
+    Worker {
+        /// The chunk's index.
+        index: u64,
+        /// The chunk's offset in the file.
+        offset: u64,
+        /// The function's error.
+        error: E,
+    },
+    /// The per-chunk function panicked.
+    Panicked {
+        /// The chunk's index.
+        index: u64,
+        /// The chunk's offset in the file.
+        offset: u64,
+        /// The panic message, if it was a string.
+        message: String,
+    },
+    /// Writing results to the output failed ([`Processor::write_ordered`](crate::Processor::write_ordered)).
+    Write {
+        /// The cause.
+        source: io::Error,
+    },
+    /// A worker thread could not be started.
+    Spawn {
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Open { path, source } => write!(f, "cannot open {}: {source}", path.display()),
+            Error::Read { path, offset, source } => {
+                write!(f, "cannot read {} at offset {offset}: {source}", path.display())
+            }
+            Error::RecordTooLong { path, offset, max_record } => write!(
+                f,
+                "{}: the record at offset {offset} is longer than the maximum of {max_record} bytes",
+                path.display()
+            ),
+            Error::FileChanged { path, expected, actual } => write!(
+                f,
+                "{} changed while being read: it was {expected} bytes, then {actual}",
+                path.display()
+            ),
+            Error::Worker { index, offset, error } => {
+                write!(f, "processing chunk {index} (offset {offset}) failed: {error}")
+            }
+            Error::Panicked { index, offset, message } => {
+                write!(f, "processing chunk {index} (offset {offset}) panicked: {message}")
+            }
+            Error::Write { source } => write!(f, "cannot write the output: {source}"),
+            Error::Spawn { source } => write!(f, "cannot start a worker thread: {source}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Open { source, .. }
+            | Error::Read { source, .. }
+            | Error::Write { source }
+            | Error::Spawn { source } => Some(source),
+            Error::Worker { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl<E> Error<E> {
+    /// The index of the chunk whose processing failed, for worker errors and panics.
+    pub fn chunk_index(&self) -> Option<u64> {
+        match self {
+            Error::Worker { index, .. } | Error::Panicked { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+
+    /// Converts an error of a run whose function cannot fail into any error type.
+    pub fn map_worker<F>(self, map: impl FnOnce(E) -> F) -> Error<F> {
+        match self {
+            Error::Open { path, source } => Error::Open { path, source },
+            Error::Read { path, offset, source } => Error::Read { path, offset, source },
+            Error::RecordTooLong { path, offset, max_record } => {
+                Error::RecordTooLong { path, offset, max_record }
+            }
+            Error::FileChanged { path, expected, actual } => Error::FileChanged { path, expected, actual },
+            Error::Worker { index, offset, error } => Error::Worker { index, offset, error: map(error) },
+            Error::Panicked { index, offset, message } => Error::Panicked { index, offset, message },
+            Error::Write { source } => Error::Write { source },
+            Error::Spawn { source } => Error::Spawn { source },
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Cutting a file into chunks with positional reads.
+//!
+//! Reads are `pread`s at explicit offsets (no shared cursor, no mmap: a file truncated under a
+//! mapping kills the process with SIGBUS, while a short read is an error we can report). A
+//! record-aligned chunk that ends before the bytes read re-reads the rest as the start of the next
+//! chunk, so no bytes are copied between buffers.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+use objpool::BufferPool;
+
+use crate::chunk::Chunk;
+use crate::config::{Config, Split};
+use crate::error::Error;
+use crate::split::{Cut, cut};
+
+pub(crate) struct Reader {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    offset: u64,
+    index: u64,
+    chunk_size: usize,
+    split: Split,
+    pool: BufferPool,
+}
+
+impl Reader {
+    pub(crate) fn open<E>(path: &Path, config: &Config, pool: BufferPool) -> Result<Self, Error<E>> {
+        let open_err = |source| Error::Open { path: path.to_path_buf(), source };
+        let file = File::open(path).map_err(open_err)?;
+        let meta = file.metadata().map_err(open_err)?;
+        if meta.is_dir() {
+            return Err(open_err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")));
+        }
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            len: meta.len(),
+            offset: 0,
+            index: 0,
+            chunk_size: config.chunk_size,
+            split: config.split,
+            pool,
+        })
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Chunks read so far (the index of the next one).
+    pub(crate) fn chunks_read(&self) -> u64 {
+        self.index
+    }
+
+    /// The next chunk, or `None` at the end of the file (after checking that its length did not
+    /// change).
+    pub(crate) fn next_chunk<E>(&mut self) -> Result<Option<Chunk>, Error<E>> {
+        if self.offset >= self.len {
+            let now = self.file.metadata().map_err(|source| self.read_err(self.offset, source))?.len();
+            if now != self.len {
+                return Err(Error::FileChanged { path: self.path.clone(), expected: self.len, actual: now });
+            }
+            return Ok(None);
+        }
+        let mut buf = self
+            .pool
+            .get()
+            .map_err(|e| self.read_err(self.offset, io::Error::other(e.to_string())))?
+            .into_owned();
+        let remaining = self.len - self.offset;
+        let mut want = remaining.min(self.chunk_size as u64) as usize;
+        self.fill(&mut buf, want)?;
+        let end = match self.split {
+            Split::Fixed => want,
+            Split::Records { delimiter, max_record } => loop {
+                let at_eof = self.offset + buf.len() as u64 >= self.len;
+                match cut(&buf, at_eof, delimiter, self.chunk_size, max_record) {
+                    Cut::At(n) => break n,
+                    Cut::TooLong => {
+                        return Err(Error::RecordTooLong {
+                            path: self.path.clone(),
+                            offset: self.offset,
+                            max_record,
+                        });
+                    }
+                    Cut::NeedMore => {
+                        // Grow the window, doubling, up to the longest record plus its delimiter.
+                        let limit = (max_record + 1).min(remaining.min(usize::MAX as u64) as usize);
+                        want = (want * 2).min(limit);
+                        self.fill(&mut buf, want)?;
+                    }
+                }
+            },
+        };
+        let data = buf.split_to(end).freeze();
+        let chunk = Chunk::new(data, self.index, self.offset, buf);
+        self.offset += end as u64;
+        self.index += 1;
+        Ok(Some(chunk))
+    }
+
+    /// Reads until `buf` holds `want` bytes from the chunk's offset.
+    fn fill<E>(&self, buf: &mut BytesMut, want: usize) -> Result<(), Error<E>> {
+        if buf.capacity() < want {
+            buf.reserve(want - buf.len());
+        }
+        while buf.len() < want {
+            let at = self.offset + buf.len() as u64;
+            let n =
+                read_at(&self.file, buf, want - buf.len(), at).map_err(|source| self.read_err(at, source))?;
+            if n == 0 {
+                // The file is shorter than it was at the start.
+                return Err(Error::FileChanged { path: self.path.clone(), expected: self.len, actual: at });
+            }
+        }
+        Ok(())
+    }
+
+    fn read_err<E>(&self, offset: u64, source: io::Error) -> Error<E> {
+        Error::Read { path: self.path.clone(), offset, source }
+    }
+}
+
+/// Appends up to `max` bytes read at `offset` to `buf`, which has the spare capacity; returns how
+/// many were read (0 at the end of the file). Retries on `Interrupted`.
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut BytesMut, max: usize, offset: u64) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    debug_assert!(buf.capacity() - buf.len() >= max);
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: `spare` is valid for writes of `max` bytes (it has at least that capacity), and
+        // pread only writes into it; no reference to uninitialised memory is created.
+        let n =
+            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), max, offset as libc::off_t) };
+        if n >= 0 {
+            // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &File, buf: &mut BytesMut, max: usize, offset: u64) -> io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + max, 0);
+    #[cfg(windows)]
+    let n = std::os::windows::fs::FileExt::seek_read(file, &mut buf[start..], offset);
+    let n = n.inspect_err(|_| buf.truncate(start))?;
+    buf.truncate(start + n);
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real read error (`EBADF`: the descriptor is not open for reading) carries the path and the
+    /// offset of the failed read.
+    #[test]
+    fn read_errors_carry_path_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, vec![b'x'; 100]).unwrap();
+        let config = Config::new().chunk_size(40).workers(1);
+        let pool = objpool::BufferPoolBuilder::new(40).max_size(2).build().unwrap();
+        let mut reader = Reader::open::<()>(&path, &config, pool).unwrap();
+        assert!(reader.next_chunk::<()>().unwrap().is_some());
+        reader.file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        match reader.next_chunk::<()>() {
+            Err(Error::Read { path: p, offset, source }) => {
+                assert_eq!(p, path);
+                assert_eq!(offset, 40);
+                assert_eq!(source.raw_os_error(), Some(libc::EBADF));
+            }
+            other => panic!("expected a read error, got {other:?}"),
+        }
+    }
+}
