@@ -79,6 +79,9 @@ enum Failure<E> {
     Panic(String),
 }
 
+/// A result waiting for its turn: offset, length and outcome.
+type Arrived<R, E> = (u64, usize, Result<R, Failure<E>>);
+
 enum Message<R, E> {
     Done {
         index: u64,
@@ -307,7 +310,7 @@ pub struct Results<R, E> {
     credits: Receiver<()>,
     results: Receiver<Message<R, E>>,
     /// Results that arrived ahead of their turn, at `index % window`.
-    slots: Box<[Option<(u64, usize, Result<R, Failure<E>>)>]>,
+    slots: Box<[Option<Arrived<R, E>>]>,
     next: u64,
     /// The chunk count, once the reader has finished.
     end: Option<u64>,
