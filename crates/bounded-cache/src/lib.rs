@@ -28,6 +28,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `bytes` | yes | [`Weigh`] for `bytes::Bytes` and `BytesMut` |
+//! | `redis` | no | `tier::TieredCache`: Redis as a shared second tier, through `connpool` |
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -46,6 +47,8 @@ mod shard;
 mod slab;
 mod stats;
 mod sync;
+#[cfg(feature = "redis")]
+pub mod tier;
 mod weigh;
 
 pub use builder::{CacheBuilder, DefaultHashBuilder, MAX_SHARDS};

@@ -29,6 +29,12 @@ impl RedisManager {
     pub fn new(url: &str) -> Result<Self, RedisError> {
         Ok(Self { client: redis::Client::open(url)? })
     }
+
+    /// The client the connections come from, for what a pool cannot share (a pub/sub
+    /// subscription needs a connection of its own).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
 }
 
 /// A pooled Redis connection: use it wherever a `redis::aio::ConnectionLike` goes

@@ -36,29 +36,7 @@ pub async fn settle() {
     }
 }
 
-/// The value of environment variable `name` (a server URL or a control command that
-/// `scripts/servers.sh` exports). Without it the test is skipped with a printed reason, except
-/// under CI (`CI` set), where a missing server is a failure.
-pub fn require_env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!(
-                "{name} is not set: CI must run the tests through scripts/test.sh, which starts the servers"
-            )
-        }
-        _ => {
-            eprintln!("skipped: {name} is not set (run through scripts/servers.sh to start the servers)");
-            None
-        }
-    }
-}
-
-/// Runs a server control command exported by `scripts/servers.sh` and checks it succeeded.
-pub fn run_control(command: &str) {
-    let status = std::process::Command::new(command).status().expect("running a server control command");
-    assert!(status.success(), "{command} failed: {status}");
-}
+pub use testkit::{require_env, run_control};
 
 /// A loopback port with nothing listening on it.
 pub fn closed_port() -> u16 {

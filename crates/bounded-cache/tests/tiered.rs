@@ -1,0 +1,135 @@
+//! The Redis tier against the real Redis that `scripts/test.sh` starts (`REDIS_URL`).
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bounded_cache::tier::{Json, KeyBuilder, TieredCache};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_l2_and_see_each_others_invalidations_within_100ms() {
+    let Some(url) = common::require_env("REDIS_URL") else { return };
+    let ns = common::namespace("share");
+    let a: TieredCache<String> = common::builder(common::pool(&url).await, &ns).build().await.unwrap();
+    let b: TieredCache<String> = common::builder(common::pool(&url).await, &ns).build().await.unwrap();
+
+    // A loads and writes both tiers; B finds it in L2 without running its loader.
+    let v = a.get_or_load("user:1", || async { Ok::<_, std::io::Error>("Ada".to_string()) }).await.unwrap();
+    assert_eq!(v, "Ada");
+    let v =
+        b.get_or_load("user:1", || async { Err::<String, _>(std::io::Error::other("must not run")) }).await;
+    assert_eq!(v.unwrap(), "Ada");
+    assert!(b.l1_contains("user:1"));
+    assert_eq!(b.stats().l2_hits, 1);
+    assert_eq!(b.stats().loads, 0);
+
+    // A writes: B drops its L1 copy within 100 ms and then reads the new value.
+    a.insert("user:1", "Grace".to_string()).await;
+    let took = common::eventually(Duration::from_millis(100), || !b.l1_contains("user:1")).await;
+    assert!(took.is_some(), "B still had its L1 copy 100 ms after A's write");
+    assert_eq!(b.get("user:1").await.as_deref(), Some("Grace"));
+
+    // A invalidates: gone from B's L1 and from Redis.
+    a.invalidate("user:1").await;
+    assert!(common::eventually(Duration::from_millis(100), || !b.l1_contains("user:1")).await.is_some());
+    assert_eq!(b.get("user:1").await, None);
+    assert!(b.stats().invalidations_received >= 2);
+    assert!(a.stats().invalidations_sent >= 2);
+    assert_eq!(a.stats().invalidations_received, 0, "an instance ignores its own announcements");
+    println!("{}", b.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_loader_per_key_per_instance() {
+    let Some(url) = common::require_env("REDIS_URL") else { return };
+    let cache: TieredCache<u64> =
+        common::builder(common::pool(&url).await, &common::namespace("coalesce")).build().await.unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), Arc::clone(&runs));
+            tokio::spawn(async move {
+                cache
+                    .get_or_load("slow", || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, std::io::Error>(7)
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 7);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // Loader errors reach the caller and are not cached in either tier.
+    let err =
+        cache.get_or_load("bad", || async { Err::<u64, _>(std::io::Error::other("backend down")) }).await;
+    assert_eq!(err.unwrap_err().to_string(), "backend down");
+    assert_eq!(cache.get("bad").await, None);
+    assert_eq!(cache.stats().load_errors, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_are_compressed_and_round_trip_exactly() {
+    let Some(url) = common::require_env("REDIS_URL") else { return };
+    let ns = common::namespace("large");
+    let pool = common::pool(&url).await;
+    let a: TieredCache<Vec<String>> = common::builder(pool.clone(), &ns).build().await.unwrap();
+    let b: TieredCache<Vec<String>> = common::builder(common::pool(&url).await, &ns).build().await.unwrap();
+    let value: Vec<String> = (0..20_000).map(|i| format!("row {i}: {}", "abc".repeat(i % 7))).collect();
+    a.insert("big", value.clone()).await;
+    let mut conn = pool.get().await.unwrap();
+    let raw: Vec<u8> = redis::cmd("GET").arg(a.redis_key("big")).query_async(&mut *conn).await.unwrap();
+    let plain = rmp_len(&value);
+    assert!(raw.len() * 2 < plain, "stored {} bytes for {plain} bytes of MessagePack", raw.len());
+    assert_eq!(b.get("big").await, Some(value), "round trip through Redis and lz4");
+}
+
+fn rmp_len(v: &[String]) -> usize {
+    v.iter().map(|s| s.len() + 2).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_or_foreign_values_are_counted_misses() {
+    let Some(url) = common::require_env("REDIS_URL") else { return };
+    let ns = common::namespace("corrupt");
+    let pool = common::pool(&url).await;
+    let cache: TieredCache<String> = common::builder(pool.clone(), &ns).build().await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    for (key, raw) in [
+        ("garbage", b"not ours at all".to_vec()),
+        ("damaged", vec![0xBC, 1, 1, 1, 0xFF, 0xFF, 0xFF, 0x7F, 1]),
+    ] {
+        let () = redis::cmd("SET").arg(cache.redis_key(key)).arg(raw).query_async(&mut *conn).await.unwrap();
+        let v =
+            cache.get_or_load(key, || async { Ok::<_, std::io::Error>("fresh".to_string()) }).await.unwrap();
+        assert_eq!(v, "fresh");
+    }
+    // A value written with another codec (JSON) is not misread by a MessagePack reader.
+    let json: TieredCache<String, Json> =
+        common::builder(pool.clone(), &ns).codec(Json).build().await.unwrap();
+    json.insert("other-codec", "json".to_string()).await;
+    assert_eq!(cache.get("other-codec").await, None);
+    let stats = cache.stats();
+    assert_eq!(stats.l2_corrupt, 3, "{stats}");
+    assert_eq!(stats.l2_errors, 0);
+}
+
+#[test]
+fn keys_are_short_and_stable() {
+    let a = KeyBuilder::namespaced("ai:analysis", 1).part(&("doc", 17u32)).part(&"prompt text").build();
+    let b = KeyBuilder::namespaced("ai:analysis", 1).part(&("doc", 17u32)).part(&"prompt text").build();
+    let c = KeyBuilder::namespaced("ai:analysis", 1).part(&("doc", 18u32)).part(&"prompt text").build();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let parts: Vec<&str> = a.split(':').collect();
+    assert_eq!(parts[..3], ["ai", "analysis", "v1"]);
+    assert!(parts[3..].iter().all(|p| p.len() == 16 && p.chars().all(|c| c.is_ascii_hexdigit())));
+    assert_eq!(KeyBuilder::new().raw("user").raw("42").build(), "user:42");
+}
