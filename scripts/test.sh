@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit/integration/doc tests, docs,
 # the loom models, Miri on the unsafe code, a build of every benchmark, and a short run of
-# every fuzz target.
+# every fuzz target, and a short run of the tour example.
 # Installs what it needs (rustfmt, clippy, Miri, cargo-fuzz, PostgreSQL, Redis) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,10 @@ scripts/miri.sh
 
 step "benchmarks build"
 cargo bench --workspace --no-run
+
+step "the tour (README's first command), shortened"
+cargo run --release --example tour -- --seconds 5 | tee target/tour.out
+grep -q "^== report" target/tour.out
 
 step "fuzz targets"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
