@@ -76,7 +76,8 @@ impl Backend {
         match self {
             Backend::Http(pool) => {
                 let mut conn = pool.get().await?;
-                let request = Request::get(format!("/items/{id}")).header("host", "backend").body(Full::default())?;
+                let request =
+                    Request::get(format!("/items/{id}")).header("host", "backend").body(Full::default())?;
                 let response = conn.send_request(request).await?;
                 let body = response.into_body().collect().await?.to_bytes();
                 // The body may be a slice of a larger read buffer, which the cache would keep alive
@@ -86,7 +87,10 @@ impl Backend {
             Backend::Postgres(pool) => {
                 let conn = pool.get().await?;
                 let row = conn
-                    .query_one("SELECT repeat(md5($1::text), $2::int)", &[&id.to_string(), &((ITEM_BYTES / 32) as i32)])
+                    .query_one(
+                        "SELECT repeat(md5($1::text), $2::int)",
+                        &[&id.to_string(), &((ITEM_BYTES / 32) as i32)],
+                    )
                     .await?;
                 Ok(Bytes::from(row.get::<_, String>(0)))
             }
@@ -108,17 +112,20 @@ async fn start_backend() -> std::io::Result<SocketAddr> {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
-                    tokio::time::sleep(Duration::from_micros(2000 + rand::random::<u64>() % 4000)).await;
-                    if rand::random::<u16>() % 200 == 0 {
-                        // Drop the connection without an answer.
-                        return Err(std::io::Error::other("injected failure"));
-                    }
-                    let id = request.uri().path().trim_start_matches("/items/").to_string();
-                    let body: String = id.chars().cycle().take(ITEM_BYTES).collect();
-                    Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from(body))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let service =
+                    hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
+                        tokio::time::sleep(Duration::from_micros(2000 + rand::random::<u64>() % 4000)).await;
+                        if rand::random::<u16>() % 200 == 0 {
+                            // Drop the connection without an answer.
+                            return Err(std::io::Error::other("injected failure"));
+                        }
+                        let id = request.uri().path().trim_start_matches("/items/").to_string();
+                        let body: String = id.chars().cycle().take(ITEM_BYTES).collect();
+                        Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from(body))))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -165,9 +172,13 @@ async fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).ok_or("--seconds takes a number")?,
+            "--seconds" => {
+                seconds = args.next().and_then(|s| s.parse().ok()).ok_or("--seconds takes a number")?
+            }
             "--database-url" => database_url = Some(args.next().ok_or("--database-url takes a URL")?),
-            other => return Err(format!("unknown argument {other:?} (try --seconds N, --database-url URL)").into()),
+            other => {
+                return Err(format!("unknown argument {other:?} (try --seconds N, --database-url URL)").into());
+            }
         }
     }
     let run_for = Duration::from_secs(seconds);
@@ -185,7 +196,9 @@ async fn main() -> Result<(), BoxError> {
         None => {
             let addr = start_backend().await?;
             println!("backend: HTTP on {addr} (2-6 ms per request, 0.5% of requests drop the connection)");
-            Backend::Http(Pool::builder(HttpManager::new(addr.to_string())).config(pool_config).build().await?)
+            Backend::Http(
+                Pool::builder(HttpManager::new(addr.to_string())).config(pool_config).build().await?,
+            )
         }
     });
 
@@ -247,7 +260,11 @@ async fn main() -> Result<(), BoxError> {
                 errors = processor
                     .fold(
                         &path,
-                        |chunk| Ok::<_, Infallible>(memchr::memmem::find_iter(chunk.data(), b" ERROR ").count() as u64),
+                        |chunk| {
+                            Ok::<_, Infallible>(
+                                memchr::memmem::find_iter(chunk.data(), b" ERROR ").count() as u64
+                            )
+                        },
                         0,
                         |a, n| a + n,
                     )
@@ -377,7 +394,11 @@ async fn main() -> Result<(), BoxError> {
     let memory = alloctrack::snapshot();
     let ms = |us: u64| us as f64 / 1000.0;
     println!("\n== report ({:.1} s) ==", elapsed.as_secs_f64());
-    println!("requests      {requests} ({:.0} per second), {} failed", requests as f64 / elapsed.as_secs_f64(), counters.failed.load(Ordering::Relaxed));
+    println!(
+        "requests      {requests} ({:.0} per second), {} failed",
+        requests as f64 / elapsed.as_secs_f64(),
+        counters.failed.load(Ordering::Relaxed)
+    );
     println!(
         "latency       p50 {:.3} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(histogram.value_at_quantile(0.50)),
@@ -414,7 +435,8 @@ async fn main() -> Result<(), BoxError> {
     );
     println!(
         "allocations   {:.2} per request in the handler's parse and lookup (alloctrack::measure on {} requests); {:.1} per request for the whole process (backend server and log job included)",
-        counters.handler_allocs.load(Ordering::Relaxed) as f64 / counters.handler_samples.load(Ordering::Relaxed).max(1) as f64,
+        counters.handler_allocs.load(Ordering::Relaxed) as f64
+            / counters.handler_samples.load(Ordering::Relaxed).max(1) as f64,
         counters.handler_samples.load(Ordering::Relaxed),
         total_allocs as f64 / requests.max(1) as f64
     );

@@ -85,7 +85,10 @@ fn main() -> ExitCode {
         eprintln!("usage: bench-plots <plots.json>");
         return ExitCode::from(2);
     };
-    let plots: Value = match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string())) {
+    let plots: Value = match std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
+    {
         Ok(v) => v,
         Err(e) => {
             eprintln!("cannot read {path}: {e}");

@@ -1,5 +1,12 @@
 #![doc = include_str!("../README.md")]
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `bytes` | yes | [`Weigh`] for `bytes::Bytes` and `BytesMut` |
+//! | `redis` | no | `tier::TieredCache`: Redis as a shared second tier, through `connpool` |
+//!
 //! # Memory cost per entry
 //!
 //! Every entry weighs `heap bytes of key and value + entry overhead`, and the budget bounds the sum.
@@ -22,13 +29,6 @@
 //! Each shard is a mutex: an insert that returned happens before any later lookup of that key on
 //! any thread. Statistics and `weighed_size` are summed from atomics and per-shard counters and are
 //! exact when the cache is quiescent.
-//!
-//! # Cargo features
-//!
-//! | feature | default | what it adds |
-//! |---|---|---|
-//! | `bytes` | yes | [`Weigh`] for `bytes::Bytes` and `BytesMut` |
-//! | `redis` | no | `tier::TieredCache`: Redis as a shared second tier, through `connpool` |
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
