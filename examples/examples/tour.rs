@@ -177,7 +177,9 @@ async fn main() -> Result<(), BoxError> {
             }
             "--database-url" => database_url = Some(args.next().ok_or("--database-url takes a URL")?),
             other => {
-                return Err(format!("unknown argument {other:?} (try --seconds N, --database-url URL)").into());
+                return Err(
+                    format!("unknown argument {other:?} (try --seconds N, --database-url URL)").into()
+                );
             }
         }
     }
