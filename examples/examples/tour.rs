@@ -294,7 +294,7 @@ async fn main() -> Result<(), BoxError> {
             let (parsers, cache, backend, counters) =
                 (parsers.clone(), cache.clone(), Arc::clone(&backend), Arc::clone(&counters));
             tokio::spawn(async move {
-                let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("valid precision");
+                let mut histogram = hdrhistogram::Histogram::<u64>::new(2).expect("valid precision");
                 let zipf = Zipf::new(ITEMS as f64, 0.9).expect("valid Zipf");
                 let mut rng = rand::rngs::StdRng::seed_from_u64(h as u64);
                 let mut line = String::with_capacity(64);
@@ -346,7 +346,7 @@ async fn main() -> Result<(), BoxError> {
                         }
                     }
                     counters.requests.fetch_add(1, Ordering::Relaxed);
-                    histogram.record(began.elapsed().as_micros() as u64).expect("in range");
+                    histogram.record(began.elapsed().as_nanos() as u64).expect("in range");
                 }
                 histogram
             })
@@ -379,7 +379,7 @@ async fn main() -> Result<(), BoxError> {
             last = (Instant::now(), n);
         }
     }
-    let mut histogram = hdrhistogram::Histogram::<u64>::new(3)?;
+    let mut histogram = hdrhistogram::Histogram::<u64>::new(2)?;
     for h in handlers {
         histogram.add(h.await?)?;
     }
@@ -394,7 +394,7 @@ async fn main() -> Result<(), BoxError> {
     let cache_stats = cache.stats();
     let (_, pool_metrics) = backend.status();
     let memory = alloctrack::snapshot();
-    let ms = |us: u64| us as f64 / 1000.0;
+    let ms = |ns: u64| ns as f64 / 1e6;
     println!("\n== report ({:.1} s) ==", elapsed.as_secs_f64());
     println!(
         "requests      {requests} ({:.0} per second), {} failed",

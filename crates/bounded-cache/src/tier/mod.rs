@@ -326,14 +326,7 @@ where
             let value = load().await.inspect_err(|_| {
                 inner.counters.load_errors.fetch_add(1, Ordering::Relaxed);
             })?;
-            let weight = match inner.encode(&value) {
-                Some(bytes) => {
-                    let weight = bytes.len();
-                    inner.l2_set(key, bytes).await;
-                    weight
-                }
-                None => 0,
-            };
+            let weight = inner.write_l2(key, &value).await;
             Ok(Weighed { value, weight })
         };
         inner.l1.get_or_try_insert_with(key.to_string(), fill).await.map(|entry| entry.value)
@@ -342,14 +335,7 @@ where
     /// Writes `value` to both tiers and tells the other instances to drop their copy.
     pub async fn insert(&self, key: &str, value: V) {
         let inner = &self.inner;
-        let weight = match inner.encode(&value) {
-            Some(bytes) => {
-                let weight = bytes.len();
-                inner.l2_set(key, bytes).await;
-                weight
-            }
-            None => 0,
-        };
+        let weight = inner.write_l2(key, &value).await;
         let _ = inner.l1.insert(key.to_string(), Weighed { value, weight });
         inner.announce(key).await;
     }
@@ -472,6 +458,15 @@ where
                 None
             }
         }
+    }
+
+    /// Encodes `value` and writes it to Redis; returns its encoded size (its L1 weight), 0 if it
+    /// cannot be encoded (then it lives in L1 only, counted as an encode error).
+    async fn write_l2(&self, key: &str, value: &V) -> usize {
+        let Some(bytes) = self.encode(value) else { return 0 };
+        let weight = bytes.len();
+        self.l2_set(key, bytes).await;
+        weight
     }
 
     async fn l2_set(&self, key: &str, bytes: Vec<u8>) {
