@@ -13,6 +13,9 @@
 //! shard while that shard holds at least its fair share (`budget / shards`), else from the heaviest
 //! shard. That keeps the shards balanced like a split budget would, yet lets a single entry as heavy
 //! as the whole budget in, evicting from every shard. No thread ever holds two shard locks.
+//!
+//! Lookups take a shard's read lock; see [`Slot`] for how LRU hits are recorded there and replayed
+//! under the write lock.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::builder::{CacheBuilder, DefaultHashBuilder};
 use crate::error::TooHeavy;
@@ -38,12 +41,116 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>
 /// Expired entries checked per insert by the incremental sweep.
 const SWEEP_STEPS: usize = 4;
 
-/// A shard and a copy of its weight that other threads read without the lock, on its own cache
-/// lines.
+/// A shard, a copy of its weight that other threads read without the lock, the counters and the
+/// hit buffer of its read path; on cache lines of its own.
+///
+/// Lookups take the shard's read lock, so hits on one shard run in parallel. A hit that changes
+/// the policy's order (LRU) cannot reorder the queue under a read lock: it is recorded in
+/// `reads` and replayed, in order, by the next thread that takes the write lock, before anything
+/// else (an insert, an eviction, a removal...), so eviction decisions always see every recorded
+/// hit. When the buffer is full, the hit's thread takes the write lock if it is free and replays;
+/// if it is not, that hit is dropped, so under contention LRU is approximate (as in Caffeine). On
+/// one thread nothing is ever dropped and the order is exact (the fuzz target checks it).
 #[repr(align(128))]
 struct Slot<K, V> {
-    shard: Mutex<Shard<K, V>>,
+    shard: RwLock<Shard<K, V>>,
     weight: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    reads: ReadBuffer,
+}
+
+/// Hits recorded under the read lock: `(generation << 32) | index`, 0 for an empty slot.
+struct ReadBuffer {
+    records: [AtomicU64; READ_BUFFER],
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// Attempts to take a write lock before blocking.
+const SPIN: usize = 200;
+
+/// Hits recorded per shard before a replay.
+const READ_BUFFER: usize = 32;
+
+impl ReadBuffer {
+    fn new() -> Self {
+        Self {
+            records: std::array::from_fn(|_| AtomicU64::new(0)),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Records a hit; false if the buffer is full.
+    #[inline]
+    fn push(&self, record: u64) -> bool {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        if i < READ_BUFFER {
+            self.records[i].store(record, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl<K: Eq, V> Slot<K, V> {
+    fn new(policy: Policy) -> Self {
+        Self {
+            shard: RwLock::new(Shard::new(policy)),
+            weight: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            reads: ReadBuffer::new(),
+        }
+    }
+
+    /// The shard's write lock, with the recorded hits replayed first.
+    #[inline]
+    fn write(&self) -> RwLockWriteGuard<'_, Shard<K, V>> {
+        let mut shard = self.lock_exclusive();
+        self.replay(&mut shard);
+        shard
+    }
+
+    /// The write lock. Locks are held for tens of nanoseconds (a replay of recorded hits at most a
+    /// few microseconds), so spinning a little beats parking, which costs system calls.
+    fn lock_exclusive(&self) -> RwLockWriteGuard<'_, Shard<K, V>> {
+        for _ in 0..SPIN {
+            if let Some(shard) = self.shard.try_write() {
+                return shard;
+            }
+            std::hint::spin_loop();
+        }
+        self.shard.write()
+    }
+
+    /// The read lock, spinning a little before blocking, as [`Slot::lock_exclusive`] does.
+    #[inline]
+    fn lock_shared(&self) -> parking_lot::RwLockReadGuard<'_, Shard<K, V>> {
+        if let Some(shard) = self.shard.try_read() {
+            return shard;
+        }
+        for _ in 0..SPIN {
+            std::hint::spin_loop();
+            if let Some(shard) = self.shard.try_read() {
+                return shard;
+            }
+        }
+        self.shard.read()
+    }
+
+    fn replay(&self, shard: &mut Shard<K, V>) {
+        // The records were stored under the read lock, released before this write lock was taken,
+        // so they are all visible here.
+        let n = self.reads.next.load(Ordering::Relaxed).min(READ_BUFFER);
+        for record in &self.reads.records[..n] {
+            let record = record.swap(0, Ordering::Relaxed);
+            if record != 0 {
+                shard.replay_hit(record);
+            }
+        }
+        self.reads.next.store(0, Ordering::Relaxed);
+    }
 }
 
 struct Inner<K, V, W, S> {
@@ -148,9 +255,7 @@ where
             let by_size = if by_size.is_power_of_two() { by_size } else { by_size.next_power_of_two() / 2 };
             (cpus * 4).next_power_of_two().min(64).min(by_size)
         });
-        let slots = (0..shards)
-            .map(|_| Slot { shard: Mutex::new(Shard::new(b.policy)), weight: AtomicU64::new(0) })
-            .collect();
+        let slots = (0..shards).map(|_| Slot::new(b.policy)).collect();
         Self {
             inner: Arc::new(Inner {
                 slots,
@@ -198,7 +303,38 @@ where
     {
         let hash = self.inner.hasher.hash_one(key);
         let slot = self.slot(hash);
-        let mut shard = slot.shard.lock();
+        {
+            let shard = slot.lock_shared();
+            let Some(idx) = shard.find(hash, key) else {
+                slot.misses.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            let node = shard.slab.node(idx);
+            if node.expires == 0 || self.now() < node.expires {
+                let value = read(node.value());
+                let overflow = match shard.policy() {
+                    Policy::Lru => {
+                        let record = u64::from(node.generation) << 32 | u64::from(idx);
+                        (!shard.is_most_recent(idx) && !slot.reads.push(record)).then_some(record)
+                    }
+                    Policy::S3Fifo => {
+                        crate::policy::hit_shared(node);
+                        None
+                    }
+                };
+                slot.hits.fetch_add(1, Ordering::Relaxed);
+                drop(shard);
+                if let Some(record) = overflow
+                    && let Some(mut shard) = slot.shard.try_write()
+                {
+                    slot.replay(&mut shard);
+                    shard.replay_hit(record);
+                }
+                return Some(value);
+            }
+        }
+        // Expired: remove it under the write lock (unless someone did meanwhile).
+        let mut shard = slot.write();
         match shard.get(hash, key, || self.now(), read) {
             Lookup::Hit(r) => Some(r),
             Lookup::Miss => None,
@@ -218,7 +354,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.inner.hasher.hash_one(key);
-        self.slot(hash).shard.lock().contains(hash, key, || self.now())
+        self.slot(hash).shard.read().contains(hash, key, || self.now())
     }
 
     // ----- writes -----
@@ -261,7 +397,7 @@ where
         let expires = if ttl == 0 { 0 } else { self.now().saturating_add(ttl) };
         let slot = self.slot(hash);
         let (replaced, swept) = {
-            let mut shard = slot.shard.lock();
+            let mut shard = slot.write();
             let replaced = shard.insert(hash, key, value, weight, expires, |k| self.inner.hasher.hash_one(k));
             if let Some(flight) = flight {
                 remove_flight(&mut shard, hash, flight);
@@ -287,7 +423,7 @@ where
         let hash = self.inner.hasher.hash_one(key);
         let slot = self.slot(hash);
         let removed = {
-            let mut shard = slot.shard.lock();
+            let mut shard = slot.write();
             let removed = shard.remove(hash, key)?;
             slot.weight.store(shard.weight, Ordering::Relaxed);
             removed
@@ -318,7 +454,7 @@ where
         let mut count = 0;
         for slot in self.inner.slots.iter() {
             {
-                let mut shard = slot.shard.lock();
+                let mut shard = slot.write();
                 shard.remove_where(&mut cause, |k| self.inner.hasher.hash_one(k), &mut out);
                 slot.weight.store(shard.weight, Ordering::Relaxed);
             }
@@ -335,7 +471,7 @@ where
         let mut out = Vec::new();
         for slot in self.inner.slots.iter() {
             let freed = {
-                let mut shard = slot.shard.lock();
+                let mut shard = slot.write();
                 let freed = shard.weight;
                 shard.clear(self.inner.listener.as_ref().map(|_| &mut out));
                 slot.weight.store(0, Ordering::Relaxed);
@@ -458,7 +594,7 @@ where
         V: Clone,
     {
         let slot = self.slot(hash);
-        let mut shard = slot.shard.lock();
+        let mut shard = slot.write();
         let expired = match shard.get(hash, key, || self.now(), V::clone) {
             Lookup::Hit(v) => return Role::Found(v),
             Lookup::Miss => None,
@@ -499,7 +635,7 @@ where
 
     /// Number of entries (expired ones not yet reclaimed included).
     pub fn len(&self) -> usize {
-        self.inner.slots.iter().map(|s| s.shard.lock().len()).sum()
+        self.inner.slots.iter().map(|s| s.shard.read().len()).sum()
     }
 
     /// Whether the cache holds no entry.
@@ -543,8 +679,10 @@ where
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::default();
         for slot in self.inner.slots.iter() {
-            let shard = slot.shard.lock();
+            let shard = slot.shard.read();
             stats.add(&shard.counters);
+            stats.hits += slot.hits.load(Ordering::Relaxed);
+            stats.misses += slot.misses.load(Ordering::Relaxed);
             stats.entries += shard.len() as u64;
             stats.weighed_size += shard.weight;
         }
@@ -569,7 +707,7 @@ where
     /// Bytes the cache's own structures hold on the heap (slab pages, index, ghost), not counting
     /// what keys and values own. For measuring the overhead per entry.
     pub fn allocated_bytes(&self) -> usize {
-        self.inner.slots.iter().map(|s| s.shard.lock().allocated_bytes()).sum::<usize>()
+        self.inner.slots.iter().map(|s| s.shard.read().allocated_bytes()).sum::<usize>()
             + self.inner.slots.len() * size_of::<Slot<K, V>>()
     }
 
@@ -580,7 +718,7 @@ where
     where
         K: Clone,
     {
-        self.inner.slots[shard].shard.lock().eviction_order().into_iter().cloned().collect()
+        self.inner.slots[shard].write().eviction_order().into_iter().cloned().collect()
     }
 
     // ----- internals -----
@@ -645,7 +783,7 @@ where
         };
         let slot = &slots[victim];
         let removed = {
-            let mut shard = slot.shard.lock();
+            let mut shard = slot.write();
             let removed = shard.evict_one(|| self.now(), |k| self.inner.hasher.hash_one(k));
             slot.weight.store(shard.weight, Ordering::Relaxed);
             removed
@@ -727,7 +865,7 @@ where
 
     fn unregister(&self) {
         let slot = self.cache.slot(self.hash);
-        remove_flight(&mut slot.shard.lock(), self.hash, &self.flight);
+        remove_flight(&mut slot.write(), self.hash, &self.flight);
     }
 }
 
@@ -779,7 +917,7 @@ where
             let slot = self.cache.inner.slots.get(self.next_shard)?;
             self.next_shard += 1;
             let mut entries = Vec::new();
-            slot.shard.lock().for_each(self.cache.now(), |k, v| entries.push((k.clone(), v.clone())));
+            slot.shard.read().for_each(self.cache.now(), |k, v| entries.push((k.clone(), v.clone())));
             self.buffer = entries.into_iter();
         }
     }

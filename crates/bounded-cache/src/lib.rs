@@ -26,9 +26,13 @@
 //!
 //! # Memory ordering
 //!
-//! Each shard is a mutex: an insert that returned happens before any later lookup of that key on
-//! any thread. Statistics and `weighed_size` are summed from atomics and per-shard counters and are
-//! exact when the cache is quiescent.
+//! Each shard is a reader-writer lock: lookups share it, writes take it alone, so an insert that
+//! returned happens before any later lookup of that key on any thread. With LRU, hits seen under
+//! the read lock are replayed in order before the next write; under contention a hit may be dropped
+//! when its shard's 32-entry hit buffer is full and the write lock is busy, so LRU is exact on one
+//! thread and approximate under contention (eviction order only; values are never affected).
+//! Statistics and `weighed_size` are summed from atomics and per-shard counters and are exact when
+//! the cache is quiescent.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]

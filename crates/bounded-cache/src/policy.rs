@@ -19,7 +19,9 @@
 //!   remembers 1.5 times as many keys as the shard holds (1x: 1 point lower on P3 at 20,000 entries;
 //!   2x and more: lower again).
 
-use crate::slab::{NIL, Slab};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::slab::{NIL, Node, Slab};
 
 /// The eviction policy of a cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,6 +42,16 @@ impl Policy {
             Policy::Lru => 0,
             Policy::S3Fifo => Ghost::BYTES_PER_ENTRY,
         }
+    }
+}
+
+/// Records a hit on an S3-FIFO entry under the shard's read lock: its counter goes up by one, to
+/// at most 3. Two racing hits may count as one, which the policy tolerates.
+#[inline]
+pub(crate) fn hit_shared<K, V>(node: &Node<K, V>) {
+    let freq = node.freq.load(Relaxed);
+    if freq < MAX_FREQ {
+        node.freq.store(freq + 1, Relaxed);
     }
 }
 
@@ -131,10 +143,7 @@ impl Queues {
                     self.push_front(slab, idx, SMALL);
                 }
             }
-            Policy::S3Fifo => {
-                let node = slab.node_mut(idx);
-                node.freq = (node.freq + 1).min(MAX_FREQ);
-            }
+            Policy::S3Fifo => hit_shared(slab.node(idx)),
         }
     }
 
@@ -173,8 +182,8 @@ impl Queues {
                 {
                     let tail = self.q[0].tail;
                     self.unlink(slab, tail);
-                    if slab.node(tail).freq >= PROMOTE_FREQ {
-                        slab.node_mut(tail).freq = 0;
+                    if slab.node(tail).freq.load(Relaxed) >= PROMOTE_FREQ {
+                        *slab.node_mut(tail).freq.get_mut() = 0;
                         self.push_front(slab, tail, MAIN);
                         continue;
                     }
@@ -184,9 +193,9 @@ impl Queues {
                 }
                 let tail = self.q[1].tail;
                 self.unlink(slab, tail);
-                let node = slab.node_mut(tail);
-                if node.freq > 0 {
-                    node.freq -= 1;
+                let freq = slab.node_mut(tail).freq.get_mut();
+                if *freq > 0 {
+                    *freq -= 1;
                     self.push_front(slab, tail, MAIN);
                     continue;
                 }

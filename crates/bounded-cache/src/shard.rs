@@ -67,8 +67,31 @@ impl<K: Eq, V> Shard<K, V> {
         self.slab.len()
     }
 
+    /// The eviction policy.
+    pub(crate) fn policy(&self) -> Policy {
+        self.queues.policy
+    }
+
+    /// Whether `idx` is already the most recent entry of its queue (an LRU hit on it changes nothing).
     #[inline]
-    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    pub(crate) fn is_most_recent(&self, idx: u32) -> bool {
+        self.queues.q[0].head == idx
+    }
+
+    /// Replays LRU hits recorded under the read lock (see `cache.rs`), in the order they happened;
+    /// a record whose node has since been freed or reused is skipped.
+    pub(crate) fn replay_hit(&mut self, record: u64) {
+        let (idx, generation) = (record as u32, (record >> 32) as u32);
+        if (idx as usize) < self.slab.capacity() {
+            let node = self.slab.node(idx);
+            if node.is_occupied() && node.generation == generation {
+                self.queues.on_hit(&mut self.slab, idx);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,

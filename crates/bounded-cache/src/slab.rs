@@ -7,6 +7,7 @@
 //! nodes form a free list through their `next` field.
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::AtomicU8;
 
 /// Nodes per page.
 pub(crate) const PAGE: usize = 128;
@@ -29,8 +30,12 @@ pub(crate) struct Node<K, V> {
     pub(crate) prev: u32,
     /// Towards the tail of the entry's queue (older); for a vacant node, the next free node.
     pub(crate) next: u32,
-    /// The policy's access counter (S3-FIFO: 0 to 3).
-    pub(crate) freq: u8,
+    /// Bumped each time the node takes a new entry (never 0 for an occupied node), so that a hit
+    /// recorded for a later replay can tell whether the node still holds the same entry.
+    pub(crate) generation: u32,
+    /// The policy's access counter (S3-FIFO: 0 to 3); atomic because hits bump it under the
+    /// shard's read lock.
+    pub(crate) freq: AtomicU8,
     /// Which queue the entry is on (S3-FIFO: 0 small, 1 main; LRU uses queue 0).
     pub(crate) queue: u8,
 }
@@ -44,7 +49,8 @@ impl<K, V> Node<K, V> {
             expires: 0,
             prev: NIL,
             next,
-            freq: 0,
+            generation: 0,
+            freq: AtomicU8::new(0),
             queue: 0,
         }
     }
@@ -134,7 +140,8 @@ impl<K, V> Slab<K, V> {
         node.expires = expires;
         node.prev = NIL;
         node.next = NIL;
-        node.freq = 0;
+        node.generation = node.generation.wrapping_add(1).max(1);
+        *node.freq.get_mut() = 0;
         node.queue = 0;
         self.free = next_free;
         self.len += 1;
