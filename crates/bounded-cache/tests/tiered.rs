@@ -133,3 +133,38 @@ fn keys_are_short_and_stable() {
     assert!(parts[3..].iter().all(|p| p.len() == 16 && p.chars().all(|c| c.is_ascii_hexdigit())));
     assert_eq!(KeyBuilder::new().raw("user").raw("42").build(), "user:42");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warming_loads_every_key_with_bounded_concurrency() {
+    let Some(url) = common::require_env("REDIS_URL") else { return };
+    let ns = common::namespace("warm");
+    let cache: TieredCache<String> = common::builder(common::pool(&url).await, &ns).build().await.unwrap();
+    let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let keys: Vec<String> = (0..60).map(|i| format!("item:{i}")).collect();
+    let failed = cache
+        .warm(keys.clone(), 4, |key| {
+            let (in_flight, most) = (Arc::clone(&in_flight), Arc::clone(&most));
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                if key.ends_with(":13") {
+                    Err(std::io::Error::other("no such item"))
+                } else {
+                    Ok(format!("value of {key}"))
+                }
+            }
+        })
+        .await;
+    assert_eq!(failed, 1, "the one failing load is counted");
+    let most = most.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "at most 4 loads at once, and some overlap (saw {most})");
+    for key in keys.iter().filter(|k| !k.ends_with(":13")) {
+        assert!(cache.l1_contains(key), "{key} warmed into L1");
+    }
+    // And into Redis: a second instance finds them there without loading.
+    let other: TieredCache<String> = common::builder(common::pool(&url).await, &ns).build().await.unwrap();
+    assert_eq!(other.get("item:7").await.as_deref(), Some("value of item:7"));
+    assert_eq!(cache.stats().loads, 60);
+}
