@@ -168,3 +168,18 @@ async fn warming_loads_every_key_with_bounded_concurrency() {
     assert_eq!(other.get("item:7").await.as_deref(), Some("value of item:7"));
     assert_eq!(cache.stats().loads, 60);
 }
+
+/// Invalid settings are a typed error at build, before any Redis call (no server needed).
+#[tokio::test]
+async fn invalid_l1_settings_are_a_typed_error() {
+    let manager = connpool::redis::RedisManager::new("redis://127.0.0.1:1").unwrap();
+    let pool = connpool::Pool::builder(manager).build_lazy().unwrap();
+    let err = TieredCache::<String>::builder(pool.clone(), "cfg", 1).l1_budget(0).build().await.unwrap_err();
+    assert_eq!(err, bounded_cache::ConfigError::ZeroBudget);
+    let err = TieredCache::<String>::builder(pool, "cfg", 1)
+        .l1_ttl(Some(Duration::ZERO))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err, bounded_cache::ConfigError::ZeroTtl);
+}

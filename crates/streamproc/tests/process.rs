@@ -115,33 +115,20 @@ fn fold_reduce_and_write_ordered() {
 fn progress_reports_bytes_done_up_to_the_total() {
     let content = lines(1000);
     let file = file_with(&content);
-    let seen = Arc::new(parking_lot_free::Log::default());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     let p = Processor::new(
         Config::new()
             .chunk_size(512)
             .workers(2)
             .lines()
-            .on_progress(move |done, total| log.push(done, total)),
+            .on_progress(move |done, total| log.lock().unwrap().push((done, total))),
     )
     .unwrap();
     p.fold(file.path(), |c| Ok::<_, ()>(c.len()), 0, |a, n| a + n).unwrap();
-    let seen = seen.take();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "bytes done only grows");
     assert_eq!(*seen.last().unwrap(), (content.len() as u64, content.len() as u64));
-}
-
-mod parking_lot_free {
-    #[derive(Default)]
-    pub(crate) struct Log(std::sync::Mutex<Vec<(u64, u64)>>);
-    impl Log {
-        pub(crate) fn push(&self, a: u64, b: u64) {
-            self.0.lock().unwrap().push((a, b));
-        }
-        pub(crate) fn take(&self) -> Vec<(u64, u64)> {
-            std::mem::take(&mut self.0.lock().unwrap())
-        }
-    }
 }
 
 #[test]
