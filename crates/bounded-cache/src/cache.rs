@@ -303,36 +303,14 @@ where
     {
         let hash = self.inner.hasher.hash_one(key);
         let slot = self.slot(hash);
-        {
-            let shard = slot.lock_shared();
-            let Some(idx) = shard.find(hash, key) else {
+        let read = match self.get_shared(hash, key, read) {
+            Shared::Hit(value) => return Some(value),
+            Shared::Miss(_) => {
                 slot.misses.fetch_add(1, Ordering::Relaxed);
                 return None;
-            };
-            let node = shard.slab.node(idx);
-            if node.expires == 0 || self.now() < node.expires {
-                let value = read(node.value());
-                let overflow = match shard.policy() {
-                    Policy::Lru => {
-                        let record = u64::from(node.generation) << 32 | u64::from(idx);
-                        (!shard.is_most_recent(idx) && !slot.reads.push(record)).then_some(record)
-                    }
-                    Policy::S3Fifo => {
-                        crate::policy::hit_shared(node);
-                        None
-                    }
-                };
-                slot.hits.fetch_add(1, Ordering::Relaxed);
-                drop(shard);
-                if let Some(record) = overflow
-                    && let Some(mut shard) = slot.shard.try_write()
-                {
-                    slot.replay(&mut shard);
-                    shard.replay_hit(record);
-                }
-                return Some(value);
             }
-        }
+            Shared::Expired(read) => read,
+        };
         // Expired: remove it under the write lock (unless someone did meanwhile).
         let mut shard = slot.write();
         match shard.get(hash, key, || self.now(), read) {
@@ -345,6 +323,44 @@ where
                 None
             }
         }
+    }
+
+    /// The lookup under the shard's read lock. Counts a hit (and records it for the policy) but not
+    /// a miss, so that a caller going on to the write lock counts its miss there once.
+    #[inline]
+    fn get_shared<Q, R, F>(&self, hash: u64, key: &Q, read: F) -> Shared<R, F>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        F: FnOnce(&V) -> R,
+    {
+        let slot = self.slot(hash);
+        let shard = slot.lock_shared();
+        let Some(idx) = shard.find(hash, key) else { return Shared::Miss(read) };
+        let node = shard.slab.node(idx);
+        if node.expires != 0 && self.now() >= node.expires {
+            return Shared::Expired(read);
+        }
+        let value = read(node.value());
+        let overflow = match shard.policy() {
+            Policy::Lru => {
+                let record = u64::from(node.generation) << 32 | u64::from(idx);
+                (!shard.is_most_recent(idx) && !slot.reads.push(record)).then_some(record)
+            }
+            Policy::S3Fifo => {
+                crate::policy::hit_shared(node);
+                None
+            }
+        };
+        slot.hits.fetch_add(1, Ordering::Relaxed);
+        drop(shard);
+        if let Some(record) = overflow
+            && let Some(mut shard) = slot.shard.try_write()
+        {
+            slot.replay(&mut shard);
+            shard.replay_hit(record);
+        }
+        Shared::Hit(value)
     }
 
     /// Whether a live entry for `key` exists; not counted, and not a use for the policy.
@@ -536,6 +552,9 @@ where
         E: Send + Sync + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
+        if let Shared::Hit(v) = self.get_shared(hash, &key, V::clone) {
+            return Ok(v);
+        }
         loop {
             match self.join_or_lead(hash, &key) {
                 Role::Found(v) => return Ok(v),
@@ -568,9 +587,28 @@ where
         E: Send + Sync + 'static,
         F: Future<Output = Result<V, E>>,
     {
-        let hash = self.inner.hasher.hash_one(&key);
+        self.get_or_try_insert_with_ref(&key, init).await
+    }
+
+    /// [`get_or_try_insert_with`](Self::get_or_try_insert_with) with a borrowed key (a `&str` for a
+    /// `String` key): the key is only copied when the value is missing.
+    ///
+    /// # Errors
+    /// As [`get_or_try_insert_with`](Self::get_or_try_insert_with).
+    pub async fn get_or_try_insert_with_ref<Q, E, F>(&self, key: &Q, init: F) -> Result<V, Arc<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+        E: Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        if let Shared::Hit(v) = self.get_shared(hash, key, V::clone) {
+            return Ok(v);
+        }
         loop {
-            match self.join_or_lead(hash, &key) {
+            match self.join_or_lead(hash, key) {
                 Role::Found(v) => return Ok(v),
                 Role::Wait(flight) => {
                     let outcome = poll_fn(|cx| flight.poll_wait(cx)).await;
@@ -581,16 +619,17 @@ where
                 Role::Lead(flight) => {
                     let lead = Lead { cache: self, hash, flight, done: false };
                     let result = init.await;
-                    return lead.finish(key, result);
+                    return lead.finish(key.to_owned(), result);
                 }
             }
         }
     }
 
     /// Looks `key` up; on a miss, joins its flight or starts one, in one critical section.
-    fn join_or_lead(&self, hash: u64, key: &K) -> Role<V>
+    fn join_or_lead<Q>(&self, hash: u64, key: &Q) -> Role<V>
     where
-        K: Clone,
+        K: Borrow<Q>,
+        Q: Eq + ToOwned<Owned = K> + ?Sized,
         V: Clone,
     {
         let slot = self.slot(hash);
@@ -603,12 +642,12 @@ where
                 Some(removed)
             }
         };
-        let role = if let Some((_, flight)) = shard.flights.find(hash, |(k, _)| k == key) {
+        let role = if let Some((_, flight)) = shard.flights.find(hash, |(k, _)| k.borrow() == key) {
             self.inner.coalesced.fetch_add(1, Ordering::Relaxed);
             Role::Wait(Arc::clone(flight))
         } else {
             let flight = Arc::new(Flight::new());
-            shard.flights.insert_unique(hash, (key.clone(), Arc::clone(&flight)), |(k, _)| {
+            shard.flights.insert_unique(hash, (key.to_owned(), Arc::clone(&flight)), |(k, _)| {
                 self.inner.hasher.hash_one(k)
             });
             self.inner.loads.fetch_add(1, Ordering::Relaxed);
@@ -808,6 +847,13 @@ fn remove_flight<K, V>(shard: &mut Shard<K, V>, hash: u64, flight: &Arc<Flight<V
     if let Ok(entry) = shard.flights.find_entry(hash, |(_, f)| Arc::ptr_eq(f, flight)) {
         entry.remove();
     }
+}
+
+/// What [`Cache::get_shared`] found; the reader comes back when it was not used.
+enum Shared<R, F> {
+    Hit(R),
+    Miss(F),
+    Expired(F),
 }
 
 enum Role<V> {

@@ -382,3 +382,22 @@ fn iter_sees_every_live_entry() {
     all.sort();
     assert_eq!(all, (0..500).map(|i| (i, i * 2)).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn loaders_count_one_hit_or_one_miss_and_take_borrowed_keys() {
+    let cache: Cache<String, u32> = Cache::new(1 << 20);
+    // A miss that loads: one miss, one load.
+    let v = cache.get_or_try_insert_with_ref("a", async { Ok::<_, std::io::Error>(1) }).await.unwrap();
+    assert_eq!(v, 1);
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.loads, s.inserts), (0, 1, 1, 1));
+    // Hits through both loader kinds: counted once each, no load.
+    assert_eq!(cache.get_or_insert_with("a".to_string(), || unreachable!()), 1);
+    let v = cache
+        .get_or_try_insert_with_ref("a", async { Err::<u32, _>(std::io::Error::other("not called")) })
+        .await;
+    assert_eq!(v.unwrap(), 1);
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.loads), (2, 1, 1));
+    assert_eq!(cache.get("a"), Some(1));
+}

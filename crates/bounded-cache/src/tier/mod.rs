@@ -196,8 +196,8 @@ impl<V, C> TieredBuilder<V, C> {
         self
     }
 
-    /// Failures in a row that open the circuit breaker, and how long it stays open before a probe
-    /// (default 5 and 2 s).
+    /// Failures in a row that open the circuit breaker (at least 1; 0 counts as 1), and how long it
+    /// stays open before a probe (default 5 and 2 s).
     pub fn breaker(mut self, threshold: u32, open_for: Duration) -> Self {
         self.breaker_threshold = threshold.max(1);
         self.breaker_open_for = open_for;
@@ -256,7 +256,7 @@ where
             max_value: self.max_value,
             breaker: Breaker::new(self.breaker_threshold, self.breaker_open_for),
             counters: Counters::default(),
-            instance: instance_id(),
+            instance: fastrand::u64(..),
             listener: parking_lot::Mutex::new(None),
         });
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
@@ -272,16 +272,6 @@ where
         let _ = timeout(Duration::from_secs(1), subscribed_rx).await;
         Ok(TieredCache { inner })
     }
-}
-
-fn instance_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 impl<V, C> TieredCache<V, C>
@@ -329,7 +319,7 @@ where
             let weight = inner.write_l2(key, &value).await;
             Ok(Weighed { value, weight })
         };
-        inner.l1.get_or_try_insert_with(key.to_string(), fill).await.map(|entry| entry.value)
+        inner.l1.get_or_try_insert_with_ref(key, fill).await.map(|entry| entry.value)
     }
 
     /// Writes `value` to both tiers and tells the other instances to drop their copy.
@@ -350,7 +340,7 @@ where
     }
 
     /// Loads every key of `keys` through [`get_or_load`](Self::get_or_load), at most `concurrency`
-    /// at a time; returns how many loads failed.
+    /// at a time (at least 1; 0 counts as 1); returns how many loads failed.
     pub async fn warm<E, F, Fut>(
         &self,
         keys: impl IntoIterator<Item = String>,
