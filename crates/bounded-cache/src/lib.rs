@@ -33,14 +33,29 @@
 //! thread and approximate under contention (eviction order only; values are never affected).
 //! Statistics and `weighed_size` are summed from atomics and per-shard counters and are exact when
 //! the cache is quiescent.
+//!
+//! # Invalidation, panics and re-entrancy
+//!
+//! An invalidation wins over a load in flight: after `remove`, `insert`, `invalidate_if`, `clear`
+//! or a shrinking `set_budget` has returned, no load that started before it stores its value, and
+//! no caller arriving later receives that value (the callers that were already waiting for it do).
+//! User code (the eviction listener, `invalidate_if`'s predicate, loaders, weighers, `Hash`, and
+//! the drop of entries) runs with no lock held and may call the cache; only `Eq` (in lookups) and
+//! `Clone` (of values read) run under a shard's lock. Whatever user code panics, the weighed size
+//! stays equal to the weight of the entries present and the cache stays usable; a panicking
+//! listener is counted in [`Stats::listener_panics`] and the next notification goes ahead. See the
+//! `Implementation details` of the crate's `cell`, `budget` and `load` modules.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod budget;
 mod builder;
 mod cache;
+mod cell;
 mod error;
+mod iter;
 #[cfg(bounded_cache_loom)]
 #[doc(hidden)]
 pub mod load;
@@ -56,8 +71,9 @@ pub mod tier;
 mod weigh;
 
 pub use builder::{CacheBuilder, DefaultHashBuilder, MAX_SHARDS};
-pub use cache::{Cache, Iter};
-pub use error::{ConfigError, TooHeavy};
+pub use cache::Cache;
+pub use error::{ConfigError, InsertError, InsertErrorKind, LoadError};
+pub use iter::Iter;
 pub use policy::Policy;
 pub use stats::{RemovalCause, Stats};
 pub use weigh::{DefaultWeigher, UnitWeigher, Weigh, Weigher};

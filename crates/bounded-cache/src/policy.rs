@@ -21,6 +21,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::shard::table_hash;
 use crate::slab::{NIL, Node, Slab};
 
 /// The eviction policy of a cache.
@@ -123,7 +124,7 @@ impl Queues {
         }
     }
 
-    /// Places a new entry. `hash` is the key's hash, for the ghost.
+    /// Places a new entry. `hash` is the key's table hash ([`table_hash`]), for the ghost.
     pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, hash: u64) {
         let queue = match self.policy {
             Policy::Lru => SMALL,
@@ -156,12 +157,8 @@ impl Queues {
     }
 
     /// Chooses the entry to evict, takes it off its queue and returns its index; `None` when the
-    /// shard is empty. `hash_of` gives a node's key hash (for the ghost).
-    pub(crate) fn pop_victim<K, V>(
-        &mut self,
-        slab: &mut Slab<K, V>,
-        mut hash_of: impl FnMut(&K) -> u64,
-    ) -> Option<u32> {
+    /// shard is empty.
+    pub(crate) fn pop_victim<K, V>(&mut self, slab: &mut Slab<K, V>) -> Option<u32> {
         match self.policy {
             Policy::Lru => {
                 let tail = self.q[0].tail;
@@ -183,19 +180,18 @@ impl Queues {
                     let tail = self.q[0].tail;
                     self.unlink(slab, tail);
                     if slab.node(tail).freq.load(Relaxed) >= PROMOTE_FREQ {
-                        *slab.node_mut(tail).freq.get_mut() = 0;
+                        slab.node(tail).freq.store(0, Relaxed);
                         self.push_front(slab, tail, MAIN);
                         continue;
                     }
-                    let hash = hash_of(slab.node(tail).key());
-                    self.ghost.record(hash, slab.len());
+                    self.ghost.record(table_hash(slab.node(tail).hash), slab.len());
                     return Some(tail);
                 }
                 let tail = self.q[1].tail;
                 self.unlink(slab, tail);
-                let freq = slab.node_mut(tail).freq.get_mut();
-                if *freq > 0 {
-                    *freq -= 1;
+                let freq = slab.node(tail).freq.load(Relaxed);
+                if freq > 0 {
+                    slab.node(tail).freq.store(freq - 1, Relaxed);
                     self.push_front(slab, tail, MAIN);
                     continue;
                 }
@@ -262,8 +258,9 @@ impl Ghost {
     }
 
     fn fingerprint(hash: u64) -> u32 {
-        // The shard comes from bits 32.., the positions from the low bits and bits 40..; the
-        // fingerprint from bits 16..32, never 0 (0 marks an empty slot).
+        // `hash` is a table hash (the key hash's low 32 bits, multiplied out to 64): the positions
+        // come from its low bits and bits 40.., the fingerprint from bits 16..32, never 0 (0 marks
+        // an empty slot).
         u32::from(((hash >> 16) as u16) | 1) << 16
     }
 

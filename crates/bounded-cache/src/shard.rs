@@ -1,22 +1,38 @@
-//! One shard: a hash index over a slab of entries, ordered by the eviction policy.
+//! One shard: a hash index over a slab of entries, ordered by the eviction policy, and the loads
+//! in flight for its keys.
 //!
 //! # Implementation details
 //!
 //! The index is a `hashbrown::HashTable<u32>` of slab indices (4 bytes and one control byte per
 //! entry; the key lives once, in the node). All methods run under the shard's lock, held by
-//! [`crate::Cache`], and never call user code except `Eq`/`Hash` of the key: entries that leave are
-//! handed back as [`Removed`] so that their drop and the eviction listener run after the lock is
-//! released.
+//! [`crate::cell::ShardCell`]. The only user code they call is the key's `Eq`, and only in lookups
+//! that have changed nothing yet when it runs; a panic there leaves the shard as it was. The
+//! key's `Hash` is never called here: each node keeps the low 32 bits of its key's hash, and the
+//! index and the S3-FIFO ghost work from [`table_hash`] of those bits, so the index grows and
+//! entries are evicted without user code. (A `Hash` that panicked while hashbrown rehashed in
+//! place would lose index entries.) Entries that leave are handed back as [`Removed`] or as a
+//! whole [`Slab`], so that their drop and the eviction listener run after the lock is released.
+//!
+//! The shard's bits of the hash are bits 32 and up (`cache.rs`), independent of the low 32 bits
+//! used here.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::cell::HitRecord;
 use crate::load::Flight;
 use crate::policy::{Policy, Queues};
 use crate::slab::Slab;
 use crate::stats::{Counters, RemovalCause};
+
+/// The hash the shard's index and the ghost use for a key: the low 32 bits of the key's hash,
+/// multiplied by an odd constant so that hashbrown's tag (the top 7 bits) depends on all of them.
+#[inline]
+pub(crate) fn table_hash(low: u32) -> u64 {
+    u64::from(low).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// An entry that left a shard.
 pub(crate) struct Removed<K, V> {
@@ -24,6 +40,13 @@ pub(crate) struct Removed<K, V> {
     pub(crate) value: V,
     pub(crate) weight: u64,
     pub(crate) cause: RemovalCause,
+}
+
+/// A load in flight for a key of this shard.
+struct Flying<K, V> {
+    hash: u32,
+    key: K,
+    flight: Arc<Flight<V>>,
 }
 
 pub(crate) struct Shard<K, V> {
@@ -37,8 +60,9 @@ pub(crate) struct Shard<K, V> {
     /// Where the incremental expiry sweep resumes.
     sweep_cursor: u32,
     pub(crate) counters: Counters,
-    /// Loads in flight for keys of this shard.
-    pub(crate) flights: HashTable<(K, Arc<Flight<V>>)>,
+    /// Loads in flight for keys of this shard. A load leaves this table when it stores its value,
+    /// or earlier when an invalidation detaches it (then it stores nothing).
+    flights: HashTable<Flying<K, V>>,
 }
 
 /// What a lookup found.
@@ -49,7 +73,7 @@ pub(crate) enum Lookup<R, K, V> {
     Expired(Removed<K, V>),
 }
 
-impl<K: Eq, V> Shard<K, V> {
+impl<K, V> Shard<K, V> {
     pub(crate) fn new(policy: Policy) -> Self {
         Self {
             table: HashTable::new(),
@@ -78,18 +102,175 @@ impl<K: Eq, V> Shard<K, V> {
         self.queues.q[0].head == idx
     }
 
-    /// Replays LRU hits recorded under the read lock (see `cache.rs`), in the order they happened;
-    /// a record whose node has since been freed or reused is skipped.
-    pub(crate) fn replay_hit(&mut self, record: u64) {
-        let (idx, generation) = (record as u32, (record >> 32) as u32);
+    /// Replays an LRU hit recorded under the read lock (see `cell.rs`); a record whose node has
+    /// since been freed, or given another entry or value, is skipped.
+    pub(crate) fn replay_hit(&mut self, record: HitRecord) {
+        let idx = record.idx();
         if (idx as usize) < self.slab.capacity() {
             let node = self.slab.node(idx);
-            if node.is_occupied() && node.generation == generation {
+            if node.is_occupied() && node.version == record.version() {
                 self.queues.on_hit(&mut self.slab, idx);
             }
         }
     }
 
+    /// Removes the entry at `idx`, already taken off its queue or not (`unlinked`).
+    fn take(&mut self, idx: u32, cause: RemovalCause, unlinked: bool) -> Removed<K, V> {
+        if !unlinked {
+            self.queues.unlink(&mut self.slab, idx);
+        }
+        let node = self.slab.node(idx);
+        let (hash, weight, expires) = (node.hash, node.weight, node.expires);
+        match self.table.find_entry(table_hash(hash), |&i| i == idx) {
+            Ok(entry) => {
+                entry.remove();
+            }
+            Err(_) => unreachable!("a live entry is always indexed"),
+        }
+        self.expiring -= usize::from(expires != 0);
+        let (key, value) = self.slab.remove(idx);
+        self.weight -= weight;
+        self.counters.count_removal(cause);
+        Removed { key, value, weight, cause }
+    }
+
+    /// Evicts the policy's victim; `now` is consulted to tell an expired victim from a live one.
+    pub(crate) fn evict_one(&mut self, now: impl FnOnce() -> u64) -> Option<Removed<K, V>> {
+        let idx = self.queues.pop_victim(&mut self.slab)?;
+        let expires = self.slab.node(idx).expires;
+        let cause = if expires != 0 && now() >= expires { RemovalCause::Expired } else { RemovalCause::Size };
+        Some(self.take(idx, cause, true))
+    }
+
+    /// Checks the next `N` nodes for expired entries, resuming where the last sweep stopped, and
+    /// removes those it finds.
+    pub(crate) fn sweep<const N: usize>(&mut self, now: u64) -> [Option<Removed<K, V>>; N] {
+        let mut out = [const { None }; N];
+        let cap = self.slab.capacity() as u32;
+        if self.expiring == 0 || cap == 0 {
+            return out;
+        }
+        for slot in &mut out {
+            let idx = self.sweep_cursor % cap;
+            self.sweep_cursor = (idx + 1) % cap;
+            let node = self.slab.node(idx);
+            if node.is_occupied() && node.expires != 0 && now >= node.expires {
+                *slot = Some(self.take(idx, RemovalCause::Expired, false));
+            }
+        }
+        out
+    }
+
+    /// Removes every entry for which `remove(key, value, expires)` holds, into `out`. For the
+    /// cache's own predicates only: user predicates never run under the lock (see
+    /// [`Shard::snapshot`]).
+    pub(crate) fn remove_where(
+        &mut self,
+        mut remove: impl FnMut(u64) -> Option<RemovalCause>,
+        out: &mut Vec<Removed<K, V>>,
+    ) {
+        for idx in 0..self.slab.capacity() as u32 {
+            let node = self.slab.node(idx);
+            if node.is_occupied()
+                && let Some(cause) = remove(node.expires)
+            {
+                out.push(self.take(idx, cause, false));
+            }
+        }
+    }
+
+    /// Copies up to `max` live entries, from slab index `from` on, into `out` with their node's
+    /// index and version; returns where the next batch starts, `None` after the last.
+    pub(crate) fn snapshot(
+        &self,
+        from: u32,
+        max: usize,
+        now: u64,
+        out: &mut Vec<(u32, u16, K, V)>,
+    ) -> Option<u32>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let cap = self.slab.capacity() as u32;
+        let mut idx = from;
+        while idx < cap {
+            if out.len() == max {
+                return Some(idx);
+            }
+            let node = self.slab.node(idx);
+            if node.is_occupied() && (node.expires == 0 || now < node.expires) {
+                out.push((idx, node.version, node.key().clone(), node.value().clone()));
+            }
+            idx += 1;
+        }
+        None
+    }
+
+    /// Removes the entry at `idx` if it is still the one [`Shard::snapshot`] saw there.
+    pub(crate) fn remove_seen(&mut self, idx: u32, version: u16) -> Option<Removed<K, V>> {
+        let node = self.slab.node(idx);
+        (node.is_occupied() && node.version == version).then(|| self.take(idx, RemovalCause::Explicit, false))
+    }
+
+    /// Takes every entry out, leaving the shard empty: the caller drops them, or tells the
+    /// listener of them, after releasing the lock. Loads in flight are detached.
+    pub(crate) fn take_all(&mut self) -> Slab<K, V> {
+        self.detach_flights();
+        self.counters.removed_explicit += self.slab.len() as u64;
+        self.table = HashTable::new();
+        self.queues.clear();
+        self.weight = 0;
+        self.expiring = 0;
+        self.sweep_cursor = 0;
+        self.slab.take()
+    }
+
+    /// Keys from the next victim to the most protected (for tests and the fuzz model).
+    pub(crate) fn eviction_order(&self) -> Vec<&K> {
+        let mut order: Vec<&K> =
+            self.queues.lru_order(&self.slab).into_iter().map(|i| self.slab.node(i).key()).collect();
+        order.reverse();
+        order
+    }
+
+    /// Heap bytes held by the shard's structures (not counting what keys and values own).
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.slab.allocated_bytes() + self.table.allocation_size() + self.queues.allocated_bytes()
+    }
+
+    /// Calls `f` on each live entry.
+    pub(crate) fn for_each(&self, now: u64, mut f: impl FnMut(&K, &V)) {
+        for idx in 0..self.slab.capacity() as u32 {
+            let node = self.slab.node(idx);
+            if node.is_occupied() && (node.expires == 0 || now < node.expires) {
+                f(node.key(), node.value());
+            }
+        }
+    }
+
+    // ----- loads in flight -----
+
+    /// Detaches every load in flight: none of them will store its value.
+    pub(crate) fn detach_flights(&mut self) {
+        for flying in self.flights.drain() {
+            flying.flight.detach();
+        }
+    }
+
+    /// Removes `flight` from the table; false if an invalidation detached it already.
+    pub(crate) fn take_flight(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+        match self.flights.find_entry(table_hash(hash as u32), |f| Arc::ptr_eq(&f.flight, flight)) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl<K: Eq, V> Shard<K, V> {
     #[inline]
     pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
@@ -97,7 +278,7 @@ impl<K: Eq, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         let slab = &self.slab;
-        self.table.find(hash, |&i| slab.node(i).key().borrow() == key).copied()
+        self.table.find(table_hash(hash as u32), |&i| slab.node(i).key().borrow() == key).copied()
     }
 
     /// Looks `key` up, counting a hit or a miss and telling the policy of a hit.
@@ -120,7 +301,7 @@ impl<K: Eq, V> Shard<K, V> {
         let expires = self.slab.node(idx).expires;
         if expires != 0 && now() >= expires {
             self.counters.misses += 1;
-            return Lookup::Expired(self.remove_at(hash, idx, RemovalCause::Expired));
+            return Lookup::Expired(self.take(idx, RemovalCause::Expired, false));
         }
         self.counters.hits += 1;
         self.queues.on_hit(&mut self.slab, idx);
@@ -139,8 +320,10 @@ impl<K: Eq, V> Shard<K, V> {
         })
     }
 
-    /// Inserts or replaces. The caller has already reserved `weight` in the cache's budget. Returns
-    /// the replaced entry (with the new, unused key), if any.
+    /// Inserts or replaces. The caller has already reserved `weight` in the cache's budget.
+    /// Returns the replaced entry (with the new, unused key), if any.
+    ///
+    /// The key's `Eq` runs first, before anything changes; nothing after it calls user code.
     pub(crate) fn insert(
         &mut self,
         hash: u64,
@@ -148,7 +331,6 @@ impl<K: Eq, V> Shard<K, V> {
         value: V,
         weight: u64,
         expires: u64,
-        hash_of: impl Fn(&K) -> u64,
     ) -> Option<Removed<K, V>> {
         if let Some(idx) = self.find(hash, &key) {
             self.counters.updates += 1;
@@ -157,6 +339,7 @@ impl<K: Eq, V> Shard<K, V> {
             let old_expires = node.expires;
             let old_value = std::mem::replace(node.value_mut(), value);
             node.expires = expires;
+            node.bump_version();
             self.expiring = self.expiring + usize::from(expires != 0) - usize::from(old_expires != 0);
             self.queues.reweigh(&mut self.slab, idx, weight);
             self.queues.on_hit(&mut self.slab, idx);
@@ -169,37 +352,14 @@ impl<K: Eq, V> Shard<K, V> {
             });
         }
         self.counters.inserts += 1;
-        let idx = self.slab.insert(key, value, weight, expires);
+        let low = hash as u32;
+        let idx = self.slab.insert(key, value, weight, expires, low);
         let slab = &self.slab;
-        self.table.insert_unique(hash, idx, |&i| hash_of(slab.node(i).key()));
-        self.queues.on_insert(&mut self.slab, idx, hash);
+        self.table.insert_unique(table_hash(low), idx, |&i| table_hash(slab.node(i).hash));
+        self.queues.on_insert(&mut self.slab, idx, table_hash(low));
         self.weight += weight;
         self.expiring += usize::from(expires != 0);
         None
-    }
-
-    /// Removes the entry at `idx`, already taken off its queue or not (`unlinked`).
-    fn take(&mut self, hash: u64, idx: u32, cause: RemovalCause, unlinked: bool) -> Removed<K, V> {
-        if !unlinked {
-            self.queues.unlink(&mut self.slab, idx);
-        }
-        match self.table.find_entry(hash, |&i| i == idx) {
-            Ok(entry) => {
-                entry.remove();
-            }
-            Err(_) => unreachable!("a live entry is always indexed"),
-        }
-        let node = self.slab.node(idx);
-        let weight = node.weight;
-        self.expiring -= usize::from(node.expires != 0);
-        let (key, value) = self.slab.remove(idx);
-        self.weight -= weight;
-        self.counters.count_removal(cause);
-        Removed { key, value, weight, cause }
-    }
-
-    fn remove_at(&mut self, hash: u64, idx: u32, cause: RemovalCause) -> Removed<K, V> {
-        self.take(hash, idx, cause, false)
     }
 
     /// Removes `key`'s entry, if present (expired or not).
@@ -209,107 +369,36 @@ impl<K: Eq, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         let idx = self.find(hash, key)?;
-        Some(self.remove_at(hash, idx, RemovalCause::Explicit))
+        Some(self.take(idx, RemovalCause::Explicit, false))
     }
 
-    /// Evicts the policy's victim; `now` is consulted to tell an expired victim from a live one.
-    pub(crate) fn evict_one(
-        &mut self,
-        now: impl FnOnce() -> u64,
-        hash_of: impl Fn(&K) -> u64,
-    ) -> Option<Removed<K, V>> {
-        let idx = self.queues.pop_victim(&mut self.slab, &hash_of)?;
-        let node = self.slab.node(idx);
-        let expires = node.expires;
-        let hash = hash_of(node.key());
-        let cause = if expires != 0 && now() >= expires { RemovalCause::Expired } else { RemovalCause::Size };
-        Some(self.take(hash, idx, cause, true))
+    /// The load in flight for `key`, if any.
+    pub(crate) fn flight<Q>(&self, hash: u64, key: &Q) -> Option<&Arc<Flight<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.flights.find(table_hash(hash as u32), |f| f.key.borrow() == key).map(|f| &f.flight)
     }
 
-    /// Checks the next `N` nodes for expired entries, resuming where the last sweep stopped, and
-    /// removes those it finds.
-    pub(crate) fn sweep<const N: usize>(
-        &mut self,
-        now: u64,
-        hash_of: impl Fn(&K) -> u64,
-    ) -> [Option<Removed<K, V>>; N] {
-        let mut out = [const { None }; N];
-        let cap = self.slab.capacity() as u32;
-        if self.expiring == 0 || cap == 0 {
-            return out;
+    /// Registers a load for `key`, which has none in flight.
+    pub(crate) fn register_flight(&mut self, hash: u64, key: K, flight: Arc<Flight<V>>) {
+        let low = hash as u32;
+        self.flights
+            .insert_unique(table_hash(low), Flying { hash: low, key, flight }, |f| table_hash(f.hash));
+    }
+
+    /// Detaches the load in flight for `key`, if any: it will not store its value.
+    pub(crate) fn detach_flight<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if self.flights.is_empty() {
+            return;
         }
-        for slot in &mut out {
-            let idx = self.sweep_cursor % cap;
-            self.sweep_cursor = (idx + 1) % cap;
-            let node = self.slab.node(idx);
-            if node.is_occupied() && node.expires != 0 && now >= node.expires {
-                let hash = hash_of(node.key());
-                *slot = Some(self.remove_at(hash, idx, RemovalCause::Expired));
-            }
+        if let Ok(entry) = self.flights.find_entry(table_hash(hash as u32), |f| f.key.borrow() == key) {
+            entry.remove().0.flight.detach();
         }
-        out
-    }
-
-    /// Removes every entry for which `remove(key, value)` holds, into `out`.
-    pub(crate) fn remove_where(
-        &mut self,
-        mut remove: impl FnMut(&K, &V, u64) -> Option<RemovalCause>,
-        hash_of: impl Fn(&K) -> u64,
-        out: &mut Vec<Removed<K, V>>,
-    ) {
-        for idx in 0..self.slab.capacity() as u32 {
-            let node = self.slab.node(idx);
-            if !node.is_occupied() {
-                continue;
-            }
-            if let Some(cause) = remove(node.key(), node.value(), node.expires) {
-                let hash = hash_of(node.key());
-                out.push(self.remove_at(hash, idx, cause));
-            }
-        }
-    }
-
-    /// Removes everything and frees the storage; the entries are handed to `out` if given, else
-    /// dropped here.
-    pub(crate) fn clear(&mut self, out: Option<&mut Vec<Removed<K, V>>>) {
-        self.counters.removed_explicit += self.slab.len() as u64;
-        if let Some(out) = out {
-            for idx in 0..self.slab.capacity() as u32 {
-                let weight = self.slab.node(idx).weight;
-                if weight != 0 {
-                    let (key, value) = self.slab.remove(idx);
-                    out.push(Removed { key, value, weight, cause: RemovalCause::Explicit });
-                }
-            }
-        }
-        self.table = HashTable::new();
-        self.slab.clear();
-        self.queues.clear();
-        self.weight = 0;
-        self.expiring = 0;
-        self.sweep_cursor = 0;
-    }
-
-    /// Calls `f` on each live entry.
-    pub(crate) fn for_each(&self, now: u64, mut f: impl FnMut(&K, &V)) {
-        for idx in 0..self.slab.capacity() as u32 {
-            let node = self.slab.node(idx);
-            if node.is_occupied() && (node.expires == 0 || now < node.expires) {
-                f(node.key(), node.value());
-            }
-        }
-    }
-
-    /// Keys from the next victim to the most protected (for tests and the fuzz model).
-    pub(crate) fn eviction_order(&self) -> Vec<&K> {
-        let mut order: Vec<&K> =
-            self.queues.lru_order(&self.slab).into_iter().map(|i| self.slab.node(i).key()).collect();
-        order.reverse();
-        order
-    }
-
-    /// Heap bytes held by the shard's structures (not counting what keys and values own).
-    pub(crate) fn allocated_bytes(&self) -> usize {
-        self.slab.allocated_bytes() + self.table.allocation_size() + self.queues.allocated_bytes()
     }
 }

@@ -1,7 +1,10 @@
-//! Statistics: counters kept per shard under its lock (no shared cache line on the hot path), summed
-//! into a [`Stats`] snapshot on demand.
+//! Statistics: counters kept per shard (those of writes in the shard, under its write lock; hits
+//! and misses of the read path in the shard cell's own atomics), a few cache-wide atomics for
+//! loads and rejections, all summed into a [`Stats`] snapshot on demand.
 
 use std::fmt;
+
+use crate::sync::AtomicU64;
 
 /// Why an entry left the cache, as told to the eviction listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -11,13 +14,14 @@ pub enum RemovalCause {
     Size,
     /// Its time to live ran out.
     Expired,
-    /// Removed by the caller: `remove`, `invalidate_if`, `clear`.
+    /// Removed by the caller: `remove`, `invalidate_if`, `clear`, or an insert of the key whose new
+    /// value the cache refused.
     Explicit,
     /// Its value was replaced by an insert of the same key.
     Replaced,
 }
 
-/// Counters of one shard; only touched under the shard's lock.
+/// Counters of one shard; only touched under the shard's write lock.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counters {
     pub(crate) hits: u64,
@@ -40,10 +44,21 @@ impl Counters {
     }
 }
 
+/// Cache-wide counters, outside any shard.
+#[derive(Default)]
+pub(crate) struct CacheCounters {
+    pub(crate) rejected: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_failures: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+    pub(crate) listener_panics: AtomicU64,
+}
+
 /// A snapshot of a cache's statistics, from [`Cache::stats`](crate::Cache::stats).
 ///
-/// The counters are summed shard by shard, each shard read at one instant under its lock; under
-/// concurrent use the snapshot is not one instant of the whole cache, but each counter only grows.
+/// The counters are summed shard by shard, each shard read at one instant under its read lock;
+/// under concurrent use the snapshot is not one instant of the whole cache, but each counter only
+/// grows.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -61,7 +76,8 @@ pub struct Stats {
     pub evicted_expired: u64,
     /// Entries removed by `remove`, `invalidate_if` or `clear`.
     pub removed_explicit: u64,
-    /// Inserts refused because the entry alone weighs more than the budget.
+    /// Inserts (and loaded values) refused: heavier than the budget, or the budget taken by
+    /// concurrent inserts (see [`InsertErrorKind`](crate::InsertErrorKind)).
     pub rejected: u64,
     /// Loader calls (`get_or_insert_with`, `get_or_try_insert_with`) actually run.
     pub loads: u64,
@@ -69,6 +85,9 @@ pub struct Stats {
     pub load_failures: u64,
     /// Callers that waited for another caller's loader instead of running their own.
     pub coalesced: u64,
+    /// Calls of the eviction listener that panicked (contained: the cache and later notifications
+    /// go on).
+    pub listener_panics: u64,
     /// Live entries.
     pub entries: u64,
     /// The weighed size of the live entries, in bytes.
@@ -105,7 +124,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             "{} entries, {} of {} bytes; hit rate {:.1}% ({} hits, {} misses); {} inserts, {} updates; \
-             evicted {} for size, {} expired, {} removed; {} rejected; {} loads ({} failed, {} coalesced)",
+             evicted {} for size, {} expired, {} removed; {} rejected; {} loads ({} failed, {} coalesced); \
+             {} listener panics",
             self.entries,
             self.weighed_size,
             self.budget,
@@ -120,7 +140,8 @@ impl fmt::Display for Stats {
             self.rejected,
             self.loads,
             self.load_failures,
-            self.coalesced
+            self.coalesced,
+            self.listener_panics
         )
     }
 }

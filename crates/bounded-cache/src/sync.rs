@@ -1,18 +1,29 @@
-//! The synchronisation primitives the loader coalescing is built on.
+//! Every synchronisation primitive of the cache, from one place.
 //!
-//! [`crate::load`] imports its lock, condition variable and `Arc` from here, so that the
-//! `bounded_cache_loom` cfg swaps them for [loom]'s model-checked versions. The shards themselves
-//! are plain `parking_lot` mutexes held for short, non-blocking sections and need no model.
+//! The shard cells (`cell.rs`: the reader-writer lock, the hit buffer, the published weights),
+//! the budget (`budget.rs`), the loader hand-off (`load.rs`) and the node counters import their
+//! locks, atomics, condition variable, thread-local and spin/yield hints from here and from
+//! nowhere else. Under the `bounded_cache_loom` cfg they are [loom]'s model-checked versions, so
+//! the models in `tests/loom.rs` run the real protocols; the constants that bound spinning and
+//! buffering shrink there too, so that a model stays small enough to explore completely.
 //!
 //! [loom]: https://docs.rs/loom
 
 #[cfg(not(bounded_cache_loom))]
 mod imp {
-    pub(crate) use std::thread::{ThreadId, current as current_thread};
+    pub(crate) use std::hint::spin_loop;
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
+    pub(crate) use std::thread::yield_now;
+    pub(crate) use std::thread_local;
 
     /// A mutex whose `lock` cannot fail (no poisoning).
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    /// A reader-writer lock whose methods cannot fail (no poisoning).
+    pub(crate) type RwLock<T> = parking_lot::RwLock<T>;
+    pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+    pub(crate) type RwLockWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
 
     /// A condition variable for [`Mutex`].
     #[derive(Debug, Default)]
@@ -32,12 +43,27 @@ mod imp {
             self.0.notify_all();
         }
     }
+
+    /// Attempts at a busy shard lock before blocking.
+    pub(crate) const SPIN: usize = 200;
+    /// LRU hits recorded per shard between two write locks.
+    pub(crate) const READ_BUFFER: usize = 32;
+    /// Nodes per slab page.
+    pub(crate) const PAGE: usize = 128;
+    /// Rounds an insert waits for other threads' reservations before giving up.
+    pub(crate) const STARVED_ROUNDS: u32 = 1000;
 }
 
 #[cfg(bounded_cache_loom)]
 mod imp {
-    pub(crate) use loom::thread::{ThreadId, current as current_thread};
+    pub(crate) use loom::hint::spin_loop;
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
+    pub(crate) use loom::thread::yield_now;
+    pub(crate) use loom::thread_local;
+
     pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    pub(crate) type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type RwLockWriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
 
     /// loom's mutex behind `parking_lot`'s infallible `lock`.
     #[derive(Debug)]
@@ -50,6 +76,32 @@ mod imp {
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock().unwrap()
+        }
+    }
+
+    /// loom's reader-writer lock behind `parking_lot`'s infallible methods.
+    #[derive(Debug)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
+            self.0.read().unwrap()
+        }
+
+        pub(crate) fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+            self.0.try_read().ok()
+        }
+
+        pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap()
+        }
+
+        pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+            self.0.try_write().ok()
         }
     }
 
@@ -70,6 +122,13 @@ mod imp {
             self.0.notify_all();
         }
     }
+
+    // Small enough for loom to explore every interleaving, and small enough that the models
+    // reach the overflow and starvation paths with two or three entries.
+    pub(crate) const SPIN: usize = 1;
+    pub(crate) const READ_BUFFER: usize = 1;
+    pub(crate) const PAGE: usize = 4;
+    pub(crate) const STARVED_ROUNDS: u32 = 2;
 }
 
 pub(crate) use imp::*;

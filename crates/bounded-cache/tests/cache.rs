@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use bounded_cache::{Cache, ConfigError, Policy, RemovalCause, Weigh};
+use bounded_cache::{Cache, ConfigError, LoadError, Policy, RemovalCause, Weigh};
 
 fn lru(entries: u64) -> Cache<u64, u64, bounded_cache::UnitWeigher> {
     Cache::builder(0).max_entries(entries).shards(1).build().unwrap()
@@ -18,7 +18,6 @@ fn get_insert_remove_contains() {
     cache.insert("a".into(), "1".into()).unwrap();
     assert!(cache.contains("a"));
     assert_eq!(cache.get("a").as_deref(), Some("1"));
-    assert_eq!(cache.get_with("a", |v| v.len()), Some(1));
     cache.insert("a".into(), "22".into()).unwrap();
     assert_eq!(cache.get("a").as_deref(), Some("22"));
     assert_eq!(cache.len(), 1);
@@ -27,7 +26,7 @@ fn get_insert_remove_contains() {
     assert!(cache.is_empty());
     assert_eq!(cache.weighed_size(), 0);
     let s = cache.stats();
-    assert_eq!((s.hits, s.misses, s.inserts, s.updates, s.removed_explicit), (3, 1, 1, 1, 1));
+    assert_eq!((s.hits, s.misses, s.inserts, s.updates, s.removed_explicit), (2, 1, 1, 1, 1));
 }
 
 #[test]
@@ -72,6 +71,7 @@ fn budget_is_never_exceeded_and_heavy_entries_come_back() {
     // One byte more is handed back, with its key, and counted.
     let err = cache.insert(5001, vec![2; big + 1]).unwrap_err();
     assert_eq!((err.key, err.value.len(), err.weight, err.budget), (5001, big + 1, 10_001, 10_000));
+    assert_eq!(err.kind, bounded_cache::InsertErrorKind::TooHeavy);
     assert!(err.to_string().contains("does not fit"));
     assert_eq!(cache.stats().rejected, 1);
     assert_eq!(cache.get(&5000).map(|v| v.len()), Some(big), "a rejection evicts nothing");
@@ -235,6 +235,18 @@ fn s3fifo_keeps_the_working_set_through_a_scan() {
     assert_eq!((0..50).filter(|k| cache.contains(k)).count(), 0);
 }
 
+/// Waits (yielding) until `n` callers have joined loads of this cache as waiters.
+fn until_coalesced<K, V, W, S>(cache: &Cache<K, V, W, S>, n: u64)
+where
+    K: std::hash::Hash + Eq,
+    W: bounded_cache::Weigher<K, V>,
+    S: std::hash::BuildHasher,
+{
+    while cache.stats().coalesced < n {
+        thread::yield_now();
+    }
+}
+
 #[test]
 fn loader_runs_once_for_concurrent_callers() {
     let cache: Cache<u32, u64> = Cache::new(1 << 20);
@@ -246,7 +258,8 @@ fn loader_runs_once_for_concurrent_callers() {
                 barrier.wait();
                 let v = cache.get_or_insert_with(7, || {
                     runs.fetch_add(1, Ordering::SeqCst);
-                    thread::sleep(Duration::from_millis(50));
+                    // The leader finishes only once the seven others wait for it.
+                    until_coalesced(&cache, 7);
                     42
                 });
                 assert_eq!(v, 42);
@@ -271,10 +284,12 @@ fn loader_error_reaches_every_waiter_and_is_not_cached() {
                 barrier.wait();
                 let r = cache.try_get_or_insert_with(1, || {
                     runs.fetch_add(1, Ordering::SeqCst);
-                    thread::sleep(Duration::from_millis(50));
+                    until_coalesced(&cache, 3);
                     Err::<u64, _>("backend down")
                 });
-                assert_eq!(*r.unwrap_err(), "backend down");
+                let err = r.unwrap_err();
+                assert_eq!(err.failed().map(|e| **e), Some("backend down"));
+                assert_eq!(err.to_string(), "the loader failed");
             });
         }
     });
@@ -292,7 +307,7 @@ fn panicking_loader_hands_over_to_a_waiter() {
         let leader = s.spawn(|| {
             cache.get_or_insert_with(1, || {
                 started.wait();
-                thread::sleep(Duration::from_millis(50));
+                until_coalesced(&cache, 1);
                 panic!("loader failed");
             })
         });
@@ -306,10 +321,23 @@ fn panicking_loader_hands_over_to_a_waiter() {
 }
 
 #[test]
-#[should_panic(expected = "waited for its own key")]
+#[should_panic(expected = "asked for the key it is loading")]
 fn a_loader_asking_for_its_own_key_panics_instead_of_deadlocking() {
     let cache: Cache<u32, u64> = Cache::new(1 << 20);
     cache.get_or_insert_with(1, || cache.get_or_insert_with(1, || 2));
+}
+
+#[test]
+fn a_fallible_loader_asking_for_its_own_key_gets_a_typed_error() {
+    let cache: Cache<u32, u64> = Cache::new(1 << 20);
+    let outer = cache.try_get_or_insert_with(1, || {
+        // Through a load of another key, which asks for the first.
+        let inner = cache.try_get_or_insert_with(2, || cache.try_get_or_insert_with(1, || Ok::<_, ()>(3)));
+        assert_eq!(inner, Err(LoadError::Failed(Arc::new(LoadError::Recursive))));
+        Ok::<_, ()>(4)
+    });
+    assert_eq!(outer, Ok(4));
+    assert_eq!(LoadError::<()>::Recursive.to_string(), "a loader asked for the key it is loading");
 }
 
 #[test]
@@ -320,29 +348,38 @@ fn a_loaded_value_heavier_than_the_budget_is_returned_not_cached() {
     assert_eq!(cache.stats().rejected, 1);
 }
 
+/// Waits (yielding the task) until `n` callers have joined loads as waiters.
+async fn until_coalesced_async(cache: &Cache<u32, String>, n: u64) {
+    while cache.stats().coalesced < n {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_loader_coalesces_and_survives_cancellation() {
     let cache: Cache<u32, String> = Cache::new(1 << 20);
     // A leader whose future is dropped mid-load: the waiter takes over.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let leader = {
         let cache = cache.clone();
         tokio::spawn(async move {
             cache
                 .get_or_try_insert_with(1, async {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    started_tx.send(()).unwrap();
+                    std::future::pending::<()>().await;
                     Ok::<_, std::io::Error>("never".to_string())
                 })
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    started_rx.await.unwrap();
     let waiter = {
         let cache = cache.clone();
         tokio::spawn(async move {
             cache.get_or_try_insert_with(1, async { Ok::<_, std::io::Error>("second".to_string()) }).await
         })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    until_coalesced_async(&cache, 1).await;
     assert!(!waiter.is_finished(), "the waiter waits on the leader");
     leader.abort();
     let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("no hang").unwrap();
@@ -351,14 +388,16 @@ async fn async_loader_coalesces_and_survives_cancellation() {
 
     // Many concurrent tasks, one load, one shared error.
     let runs = Arc::new(AtomicUsize::new(0));
+    let before = cache.stats().coalesced;
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let (cache, runs) = (cache.clone(), Arc::clone(&runs));
             tokio::spawn(async move {
+                let c = cache.clone();
                 cache
                     .get_or_try_insert_with(2, async move {
                         runs.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        until_coalesced_async(&c, before + 15).await;
                         Err::<String, _>(std::io::Error::other("refused"))
                     })
                     .await
@@ -366,7 +405,9 @@ async fn async_loader_coalesces_and_survives_cancellation() {
         })
         .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap_err().to_string(), "refused");
+        let err = t.await.unwrap().unwrap_err();
+        assert_eq!(err.failed().unwrap().to_string(), "refused");
+        assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "refused");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert!(!cache.contains(&2));

@@ -1,13 +1,29 @@
-//! Loom models of the loader hand-off (`load::Flight`): whatever the interleaving, every waiter
-//! returns, blocking or async, with the leader's outcome.
+//! Loom models of the cache's synchronisation, run on the real code: under the
+//! `bounded_cache_loom` cfg every lock and atomic of the crate is loom's (`src/sync.rs`), the hit
+//! buffer holds one record, slab pages hold four nodes and an insert gives up after two rounds
+//! that find nothing to evict, so that small models reach every path.
 //!
-//! Run with `scripts/loom.sh` (RUSTFLAGS="--cfg bounded_cache_loom", release, LOOM_MAX_PREEMPTIONS=2).
+//! - the loader hand-off (`load::Flight`): every waiter returns, blocking or async, with the
+//!   leader's outcome, and a cancelled async waiter takes its waker out;
+//! - LRU hits recorded under the read lock and replayed under the write lock: no hit is lost and
+//!   none is applied to a node that was freed or reused meanwhile;
+//! - the budget under concurrent inserts that evict across shards: never exceeded, and exact
+//!   once quiescent;
+//! - an invalidation racing a load: the load never stores over it.
+//!
+//! Run with `scripts/loom.sh` (release with debug assertions, LOOM_MAX_PREEMPTIONS=2).
 #![cfg(bounded_cache_loom)]
 
-use std::future::poll_fn;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::pin;
+use std::sync::atomic::Ordering::SeqCst;
+use std::task::{Context, Poll};
 
 use bounded_cache::load::{Flight, Outcome};
+use bounded_cache::{Cache, Policy, UnitWeigher};
 use loom::sync::Arc;
+use loom::sync::atomic::AtomicBool;
 use loom::thread;
 
 fn value(o: Outcome<u32>) -> Option<u32> {
@@ -53,11 +69,182 @@ fn async_waiter_is_woken() {
     loom::model(|| {
         let flight = Arc::new(Flight::<u32>::new());
         let f = Arc::clone(&flight);
-        let waiter = thread::spawn(move || loom::future::block_on(poll_fn(|cx| f.poll_wait(cx))));
+        let waiter = thread::spawn(move || loom::future::block_on(f.wait_async()));
         let f = Arc::clone(&flight);
         let blocking = thread::spawn(move || value(f.wait()));
         flight.finish(Outcome::Value(3));
         assert_eq!(value(waiter.join().unwrap()), Some(3));
         assert_eq!(blocking.join().unwrap(), Some(3));
+    });
+}
+
+#[test]
+fn a_cancelled_async_waiter_takes_its_waker_out() {
+    loom::model(|| {
+        let flight = Arc::new(Flight::<u32>::new());
+        let f = Arc::clone(&flight);
+        let waiter = thread::spawn(move || {
+            let mut wait = pin!(f.wait_async());
+            let waker = futures_noop_waker();
+            let polled = wait.as_mut().poll(&mut Context::from_waker(&waker));
+            // Dropped here: whether it saw the outcome or not, it leaves no waker behind.
+            matches!(polled, Poll::Ready(_))
+        });
+        flight.finish(Outcome::Value(1));
+        waiter.join().unwrap();
+        assert_eq!(flight.registered_wakers(), 0);
+    });
+}
+
+fn futures_noop_waker() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}
+
+/// Hashes a `u64` key to itself in both halves: shard `key & mask`, and a distinct index slot.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0 << 32 | self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Det = BuildHasherDefault<Identity>;
+
+fn entries(policy: Policy, max: u64, shards: usize) -> Cache<u64, u64, UnitWeigher, Det> {
+    Cache::builder(0).max_entries(max).policy(policy).shards(shards).hasher(Det::default()).build().unwrap()
+}
+
+#[test]
+fn lru_hits_recorded_under_the_read_lock_are_never_lost() {
+    loom::model(|| {
+        // 1 is the least recent of three; a hit on it racing the insert of a fourth key decides the
+        // victim. If the hit came first (the reader saw 1), the insert's write lock must replay it
+        // and evict 2; otherwise 1 was evicted and the reader missed.
+        let cache = entries(Policy::Lru, 3, 1);
+        for k in 1..=3 {
+            cache.insert(k, k).unwrap();
+        }
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&1).is_some())
+        };
+        cache.insert(4, 4).unwrap();
+        let hit = reader.join().unwrap();
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.contains(&1), hit, "a hit before the eviction protects its entry");
+        assert_eq!(cache.contains(&2), !hit);
+    });
+}
+
+#[test]
+fn lru_overflowing_hits_skip_recycled_nodes() {
+    loom::model(|| {
+        // The buffer holds one record, so one of the two readers' hits overflows and is replayed
+        // after its read lock is gone, while the writer may have removed 1 and given its node to
+        // 9. The writer's own steps fix the order: 3 was refreshed after 9 was inserted. A stale
+        // hit applied to 9's node would move 9 back in front of 3. (Room for four: replacing 3
+        // reserves its new weight before the old one is returned.)
+        let cache = entries(Policy::Lru, 4, 1);
+        for k in 1..=3 {
+            cache.insert(k, k).unwrap();
+        }
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let cache = cache.clone();
+                thread::spawn(move || cache.get(&1))
+            })
+            .collect();
+        cache.remove(&1);
+        cache.insert(9, 9).unwrap();
+        cache.insert(3, 33).unwrap();
+        for r in readers {
+            let got = r.join().unwrap();
+            assert!(got.is_none() || got == Some(1));
+        }
+        assert_eq!(cache.eviction_order_of_shard(0), vec![2, 9, 3]);
+    });
+}
+
+#[test]
+fn concurrent_inserts_never_exceed_the_budget() {
+    loom::model(|| {
+        // Two shards, room for two entries, both in shard 0: each thread inserts into its own
+        // shard and has to evict, across shards for the one whose shard is empty.
+        let cache = entries(Policy::Lru, 2, 2);
+        cache.insert(2, 2).unwrap();
+        cache.insert(4, 4).unwrap();
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(1, 1).unwrap();
+                assert!(cache.weighed_size() <= 2);
+            })
+        };
+        cache.insert(6, 6).unwrap();
+        assert!(cache.weighed_size() <= 2);
+        other.join().unwrap();
+        let present = cache.iter().count() as u64;
+        assert_eq!(cache.weighed_size(), present, "quiescent: the weighed size is the entries'");
+        assert!(cache.contains(&1) && cache.contains(&6) && present == 2);
+    });
+}
+
+#[test]
+fn an_invalidation_racing_a_load_wins() {
+    loom::model(|| {
+        let cache = entries(Policy::Lru, 4, 1);
+        let loading = Arc::new(AtomicBool::new(false));
+        let leader = {
+            let (cache, loading) = (cache.clone(), Arc::clone(&loading));
+            thread::spawn(move || {
+                cache.get_or_insert_with(7, || {
+                    loading.store(true, SeqCst);
+                    70
+                })
+            })
+        };
+        // If the load was already running when the remove started, the remove must win.
+        let during = loading.load(SeqCst);
+        cache.remove(&7);
+        assert_eq!(leader.join().unwrap(), 70, "the leader gets what it loaded");
+        if during {
+            assert_eq!(
+                cache.get(&7),
+                None,
+                "a load that was running when the key was removed stored its value"
+            );
+        }
+    });
+}
+
+#[test]
+fn an_insert_racing_a_load_wins() {
+    loom::model(|| {
+        let cache = entries(Policy::S3Fifo, 4, 1);
+        let loading = Arc::new(AtomicBool::new(false));
+        let leader = {
+            let (cache, loading) = (cache.clone(), Arc::clone(&loading));
+            thread::spawn(move || {
+                cache.get_or_insert_with(7, || {
+                    loading.store(true, SeqCst);
+                    70
+                })
+            })
+        };
+        let during = loading.load(SeqCst);
+        cache.insert(7, 99).unwrap();
+        let got = leader.join().unwrap();
+        assert!(got == 70 || got == 99, "the leader loads, or finds the inserted value");
+        if during {
+            assert_eq!(cache.get(&7), Some(99), "a load stored its value over a newer insert");
+        }
     });
 }

@@ -1,5 +1,6 @@
-//! Many threads inserting, reading, removing, loading and resizing at once, while a checker thread
-//! asserts that the budget is never exceeded; at the end the statistics must add up.
+//! Many threads inserting, reading, removing, loading, invalidating and clearing at once, with a
+//! listener that panics now and then, while a checker thread asserts that the budget is never
+//! exceeded; at the end the statistics, the listener's count and the entries must add up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,15 +9,28 @@ use std::time::Duration;
 
 use bounded_cache::{Cache, Policy, RemovalCause};
 
+fn quiet_listener_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"stress panic: listener") {
+            default(info);
+        }
+    }));
+}
+
 fn stress(policy: Policy) {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(quiet_listener_panics);
     const BUDGET: u64 = 64 * 1024;
     let listened = Arc::new([(); 4].map(|_| AtomicU64::new(0)));
     let heard = Arc::clone(&listened);
+    let panicked = Arc::new(AtomicU64::new(0));
+    let panics = Arc::clone(&panicked);
     let cache: Cache<u32, Vec<u8>> = Cache::builder(BUDGET)
         .policy(policy)
         .shards(8)
         .time_to_live(Duration::from_millis(20))
-        .eviction_listener(move |_, _, cause| {
+        .eviction_listener(move |key: &u32, _: &Vec<u8>, cause| {
             let i = match cause {
                 RemovalCause::Size => 0,
                 RemovalCause::Expired => 1,
@@ -24,6 +38,10 @@ fn stress(policy: Policy) {
                 _ => 3,
             };
             heard[i].fetch_add(1, Ordering::Relaxed);
+            if key % 101 == 0 {
+                panics.fetch_add(1, Ordering::Relaxed);
+                panic!("stress panic: listener");
+            }
         })
         .build()
         .unwrap();
@@ -69,7 +87,11 @@ fn stress(policy: Policy) {
                                 assert!(v.iter().all(|&b| b == key as u8));
                             }
                             98 => {
-                                cache.invalidate_if(|k, _| k % 97 == key % 97);
+                                if rng.u8(0..20) == 0 {
+                                    cache.clear();
+                                } else {
+                                    cache.invalidate_if(|k, _| k % 97 == key % 97);
+                                }
                             }
                             _ => {
                                 cache
@@ -97,9 +119,18 @@ fn stress(policy: Policy) {
     assert_eq!(listened[1].load(Ordering::Relaxed), st.evicted_expired);
     assert_eq!(listened[2].load(Ordering::Relaxed), st.removed_explicit);
     assert_eq!(listened[3].load(Ordering::Relaxed), st.updates, "each update replaced one value");
-    assert!(st.evicted_size > 0 && st.evicted_expired > 0 && st.rejected > 0, "{st}");
+    assert_eq!(st.listener_panics, panicked.load(Ordering::Relaxed), "every listener panic was contained");
+    assert!(
+        st.evicted_size > 0 && st.evicted_expired > 0 && st.rejected > 0 && st.listener_panics > 0,
+        "{st}"
+    );
     let sum: u64 = cache.iter().map(|(k, v)| cache.weigh(&k, &v)).sum();
     assert!(sum <= st.weighed_size, "live entries weigh {sum}, accounted {}", st.weighed_size);
+    // Every entry lives at most 20 ms: once all have expired and are purged, nothing may be left
+    // counted, whatever panicked on the way.
+    thread::sleep(Duration::from_millis(25));
+    cache.purge_expired();
+    assert_eq!((cache.len(), cache.weighed_size()), (0, 0), "no weight leaked");
 }
 
 #[test]

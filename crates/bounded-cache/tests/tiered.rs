@@ -52,10 +52,14 @@ async fn one_loader_per_key_per_instance() {
         .map(|_| {
             let (cache, runs) = (cache.clone(), Arc::clone(&runs));
             tokio::spawn(async move {
+                let c = cache.clone();
                 cache
                     .get_or_load("slow", || async move {
                         runs.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Finish only once the 15 other callers wait for this load.
+                        while c.stats().l1.coalesced < 15 {
+                            tokio::task::yield_now().await;
+                        }
                         Ok::<_, std::io::Error>(7)
                     })
                     .await
@@ -70,7 +74,7 @@ async fn one_loader_per_key_per_instance() {
     // Loader errors reach the caller and are not cached in either tier.
     let err =
         cache.get_or_load("bad", || async { Err::<u64, _>(std::io::Error::other("backend down")) }).await;
-    assert_eq!(err.unwrap_err().to_string(), "backend down");
+    assert_eq!(err.unwrap_err().failed().unwrap().to_string(), "backend down");
     assert_eq!(cache.get("bad").await, None);
     assert_eq!(cache.stats().load_errors, 1);
 }
@@ -182,4 +186,34 @@ async fn invalid_l1_settings_are_a_typed_error() {
         .await
         .unwrap_err();
     assert_eq!(err, bounded_cache::ConfigError::ZeroTtl);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_announced_during_a_load_keeps_the_loaded_value_out_of_l1() {
+    let Some(url) = common::require_env("REDIS_URL") else { return };
+    let ns = common::namespace("race");
+    let a: TieredCache<String> = common::builder(common::pool(&url).await, &ns).build().await.unwrap();
+    let b: TieredCache<String> = common::builder(common::pool(&url).await, &ns).build().await.unwrap();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let loading = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.get_or_load("k", || async move {
+                started_tx.send(()).unwrap();
+                go_rx.await.unwrap();
+                Ok::<_, std::io::Error>("read before the write".to_string())
+            })
+            .await
+        })
+    };
+    started_rx.await.unwrap();
+    // B writes while A's load is in flight; A hears of it before its load finishes.
+    b.insert("k", "written".to_string()).await;
+    let heard = common::eventually(Duration::from_secs(2), || a.stats().invalidations_received >= 1).await;
+    assert!(heard.is_some(), "A did not hear B's announcement");
+    go_tx.send(()).unwrap();
+    assert_eq!(loading.await.unwrap().unwrap(), "read before the write", "the caller gets its value");
+    assert!(!a.l1_contains("k"), "A's L1 kept a value loaded before B's write");
+    assert_eq!(a.get("k").await.as_deref(), Some("written"));
 }

@@ -51,9 +51,22 @@ pub use codec::{Codec, CodecError, Json, MsgPack};
 pub use key::KeyBuilder;
 pub use stats::TierStats;
 
-use crate::{Cache, ConfigError, Policy};
+use crate::{Cache, ConfigError, LoadError, Policy};
 use breaker::Breaker;
 use stats::Counters;
+
+/// How a value is written to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Over whatever is there (an insert).
+    Always,
+    /// Only where nothing is (a loaded value).
+    IfAbsent,
+}
+
+/// What an L2 lookup that found nothing reports to the L1 flight (never cached, never returned).
+#[derive(Debug)]
+struct NotInL2;
 
 /// An L1 entry: the value and its weight (the size of its encoding, an estimate of its heap use).
 #[derive(Clone)]
@@ -284,24 +297,32 @@ where
         format!("{}:{key}", self.inner.namespace)
     }
 
-    /// The value for `key` from L1 or L2 (copied into L1), without loading.
+    /// The value for `key` from L1 or L2 (copied into L1), without loading. Concurrent callers for
+    /// a key missing from L1 share one L2 lookup; an invalidation that arrives while it runs keeps
+    /// its value out of L1.
     pub async fn get(&self, key: &str) -> Option<V> {
-        if let Some(entry) = self.inner.l1.get(key) {
-            return Some(entry.value);
-        }
-        let (value, weight) = self.inner.l2_get(key).await?;
-        let _ = self.inner.l1.insert(key.to_string(), Weighed { value: value.clone(), weight });
-        Some(value)
+        let inner = &self.inner;
+        let fill = async {
+            match inner.l2_get(key).await {
+                Some((value, weight)) => Ok(Weighed { value, weight }),
+                None => Err(NotInL2),
+            }
+        };
+        inner.l1.get_or_try_insert_with_ref(key, fill).await.ok().map(|entry| entry.value)
     }
 
     /// The value for `key`: from L1, else from L2 (copied into L1), else from `load` (written to
     /// both tiers). Concurrent callers for a missing key in this instance share one L2 lookup and
     /// one `load`.
     ///
+    /// An invalidation (local, or announced by another instance) that arrives while the value is
+    /// read from L2 or loaded keeps that value out of L1; the callers still get it.
+    ///
     /// # Errors
-    /// `load`'s error, shared by the callers that waited for it. Redis failures are never errors
+    /// [`LoadError::Failed`] with `load`'s error, shared by the callers that waited for it;
+    /// [`LoadError::Recursive`] if `load` asks for `key` itself. Redis failures are never errors
     /// here: they are counted, and the value comes from `load`.
-    pub async fn get_or_load<E, F, Fut>(&self, key: &str, load: F) -> Result<V, Arc<E>>
+    pub async fn get_or_load<E, F, Fut>(&self, key: &str, load: F) -> Result<V, LoadError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -316,7 +337,9 @@ where
             let value = load().await.inspect_err(|_| {
                 inner.counters.load_errors.fetch_add(1, Ordering::Relaxed);
             })?;
-            let weight = inner.write_l2(key, &value).await;
+            // A loaded value only fills an empty slot in Redis: another instance may have written a
+            // newer value while this one loaded.
+            let weight = inner.write_l2(key, &value, Write::IfAbsent).await;
             Ok(Weighed { value, weight })
         };
         inner.l1.get_or_try_insert_with_ref(key, fill).await.map(|entry| entry.value)
@@ -325,7 +348,7 @@ where
     /// Writes `value` to both tiers and tells the other instances to drop their copy.
     pub async fn insert(&self, key: &str, value: V) {
         let inner = &self.inner;
-        let weight = inner.write_l2(key, &value).await;
+        let weight = inner.write_l2(key, &value, Write::Always).await;
         let _ = inner.l1.insert(key.to_string(), Weighed { value, weight });
         inner.announce(key).await;
     }
@@ -452,20 +475,24 @@ where
 
     /// Encodes `value` and writes it to Redis; returns its encoded size (its L1 weight), 0 if it
     /// cannot be encoded (then it lives in L1 only, counted as an encode error).
-    async fn write_l2(&self, key: &str, value: &V) -> usize {
+    async fn write_l2(&self, key: &str, value: &V, how: Write) -> usize {
         let Some(bytes) = self.encode(value) else { return 0 };
         let weight = bytes.len();
-        self.l2_set(key, bytes).await;
+        self.l2_set(key, bytes, how).await;
         weight
     }
 
-    async fn l2_set(&self, key: &str, bytes: Vec<u8>) {
+    async fn l2_set(&self, key: &str, bytes: Vec<u8>, how: Write) {
         let redis_key = format!("{}:{key}", self.namespace);
         let ttl_ms = self.l2_ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
-        let written = self
-            .l2_call(redis::cmd("SET").arg(&redis_key).arg(bytes).arg("PX").arg(ttl_ms), |_: ()| ())
-            .await;
-        if written.is_some() {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&redis_key).arg(bytes).arg("PX").arg(ttl_ms);
+        if how == Write::IfAbsent {
+            cmd.arg("NX");
+        }
+        // `SET ... NX` answers nil when the key exists: not a failure.
+        let written = self.l2_call(&cmd, |reply: Option<String>| reply.is_some()).await;
+        if written == Some(true) {
             self.counters.writes.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -1,0 +1,213 @@
+//! The byte budget, and eviction across shards to stay within it.
+//!
+//! # Implementation details
+//!
+//! The budget is global, kept as one atomic count of *reserved* weight (`used`). An insert
+//! reserves its entry's weight first, evicting until the reservation fits, and only then stores
+//! the entry; an entry's weight is returned after it has left its shard. So `used` is never above
+//! the budget (except while a concurrent [`Cache::set_budget`](crate::Cache::set_budget) lowers
+//! it, see below) and never below the weight actually stored: when any call returns, the weighed
+//! total is within the budget, whatever other threads do.
+//!
+//! Eviction is per shard, but the budget is not split: a victim is taken from the inserting key's
+//! shard while that shard holds at least its fair share (`budget / shards`), else from the
+//! heaviest shard (by the weights the shards' write guards publish). That keeps the shards
+//! balanced like a split budget would, yet lets a single entry as heavy as the whole budget in,
+//! evicting from every shard. No thread ever holds two shard locks.
+//!
+//! # Panics and bounded waiting
+//!
+//! - A [`Reservation`] is a guard: one that is not stored (the key's `Eq` panicked in the shard,
+//!   the load was invalidated, the caller's future was dropped) returns its weight when dropped.
+//! - Entries that leave return their weight *before* any user code runs for them (the listener,
+//!   their `Drop`), all of a batch at once. The listener is called under `catch_unwind`: a panic is
+//!   counted in [`Stats::listener_panics`](crate::Stats::listener_panics) and the next
+//!   notification goes ahead. So a panic can never leave weight counted that no entry holds.
+//! - When nothing is left to evict and the budget is still taken, what holds it are other threads'
+//!   reservations: inserts between their reservation and their store, which then become evictable
+//!   entries (or are returned) within a few instructions. An insert waits for them, yielding its
+//!   thread, for at most `STARVED_ROUNDS` rounds that find nothing to evict, and then gives its
+//!   entry back as [`InsertErrorKind::Contended`]. No path spins without bound.
+//! - `set_budget` evicts what is stored and returns. A reservation taken under the old budget may
+//!   then land above the new one; the insert that stores it sees `used > budget` and evicts
+//!   (`shrink_to_budget`) before it returns, so the budget holds again once the inserts that were
+//!   in flight when it shrank have returned.
+
+use std::hash::{BuildHasher, Hash};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+use crate::cache::Inner;
+use crate::error::InsertErrorKind;
+use crate::shard::Removed;
+use crate::stats::RemovalCause;
+use crate::sync::{AtomicU64, STARVED_ROUNDS, yield_now};
+use crate::weigh::Weigher;
+
+/// The budget and the weight reserved against it.
+pub(crate) struct Budget {
+    /// Weight reserved or stored; see the module docs.
+    used: AtomicU64,
+    limit: AtomicU64,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: u64) -> Self {
+        Self { used: AtomicU64::new(0), limit: AtomicU64::new(limit) }
+    }
+
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Acquire)
+    }
+
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit.load(Acquire)
+    }
+
+    /// Sets the limit; returns the previous one.
+    pub(crate) fn set_limit(&self, limit: u64) -> u64 {
+        self.limit.swap(limit, AcqRel)
+    }
+
+    /// Returns the weight of entries that left.
+    pub(crate) fn give_back(&self, weight: u64) {
+        if weight != 0 {
+            self.used.fetch_sub(weight, Release);
+        }
+    }
+
+    /// Reserves `weight` if it fits under the limit right now.
+    fn try_take(&self, weight: u64) -> Option<Reservation<'_>> {
+        let limit = self.limit();
+        let mut used = self.used.load(Acquire);
+        loop {
+            let total = used.checked_add(weight).filter(|&total| total <= limit)?;
+            match self.used.compare_exchange_weak(used, total, AcqRel, Acquire) {
+                Ok(_) => return Some(Reservation { budget: self, weight }),
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+/// Weight reserved for an entry not stored yet; returned to the budget if dropped unstored.
+#[must_use = "a reservation is returned when dropped"]
+pub(crate) struct Reservation<'a> {
+    budget: &'a Budget,
+    weight: u64,
+}
+
+impl Reservation<'_> {
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// The entry is stored: its weight now belongs to it, and is returned when it leaves.
+    pub(crate) fn commit(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.give_back(self.weight);
+    }
+}
+
+impl<K, V, W, S> Inner<K, V, W, S>
+where
+    K: Hash + Eq,
+    W: Weigher<K, V>,
+    S: BuildHasher,
+{
+    /// Reserves `weight` in the budget for a key hashing to `hash`, evicting as needed.
+    ///
+    /// # Errors
+    /// [`InsertErrorKind::TooHeavy`] if the entry alone weighs more than the budget;
+    /// [`InsertErrorKind::Contended`] if other threads' reservations keep the budget taken with
+    /// nothing left to evict (see the module docs).
+    pub(crate) fn reserve(&self, weight: u64, hash: u64) -> Result<Reservation<'_>, InsertErrorKind> {
+        let home = self.shard_index(hash);
+        let mut starved = 0;
+        loop {
+            if weight > self.budget.limit() {
+                return Err(InsertErrorKind::TooHeavy);
+            }
+            if let Some(reservation) = self.budget.try_take(weight) {
+                return Ok(reservation);
+            }
+            if self.evict_one(home) {
+                starved = 0;
+                continue;
+            }
+            starved += 1;
+            if starved > STARVED_ROUNDS {
+                return Err(InsertErrorKind::Contended);
+            }
+            yield_now();
+        }
+    }
+
+    /// Evicts while more is stored than the budget allows and there is something to evict.
+    pub(crate) fn shrink_to_budget(&self) {
+        while self.budget.used() > self.budget.limit() {
+            if !self.evict_one(0) {
+                return;
+            }
+        }
+    }
+
+    /// Evicts one entry, from `home` if it holds its fair share, else from the heaviest shard.
+    /// Returns false if every shard was empty.
+    fn evict_one(&self, home: usize) -> bool {
+        let cells = &self.cells;
+        let fair = self.budget.limit() / cells.len() as u64;
+        let home_weight = cells[home].weight();
+        let victim = if home_weight > 0 && home_weight >= fair {
+            home
+        } else {
+            let (i, w) = cells
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| (i, cell.weight()))
+                .max_by_key(|&(_, w)| w)
+                .expect("at least one shard");
+            if w == 0 {
+                return false;
+            }
+            i
+        };
+        // The guard publishes the shard's new weight, so a shard found empty here reads 0 next
+        // time and is not chosen again.
+        let removed = cells[victim].write().evict_one(|| self.now());
+        if let Some(removed) = removed {
+            self.release(removed);
+        }
+        true
+    }
+
+    /// Returns a removed entry's weight to the budget, then tells the listener and drops the
+    /// entry; with no lock held.
+    pub(crate) fn release(&self, removed: Removed<K, V>) {
+        self.budget.give_back(removed.weight);
+        self.notify(&removed.key, &removed.value, removed.cause);
+    }
+
+    /// [`release`](Self::release) for a batch: every weight is returned before the first
+    /// notification.
+    pub(crate) fn release_all(&self, removed: Vec<Removed<K, V>>) {
+        self.budget.give_back(removed.iter().map(|r| r.weight).sum());
+        for r in removed {
+            self.notify(&r.key, &r.value, r.cause);
+        }
+    }
+
+    /// Calls the eviction listener, containing a panic.
+    pub(crate) fn notify(&self, key: &K, value: &V, cause: RemovalCause) {
+        if let Some(listener) = &self.listener
+            && catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err()
+        {
+            self.counters.listener_panics.fetch_add(1, Relaxed);
+        }
+    }
+}
