@@ -71,6 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     println!("\n{}", pool.metrics());
-    pool.close(Duration::from_secs(1)).await;
+    if let Err(left) = pool.close(Duration::from_secs(1)).await {
+        println!("{left}");
+    }
     Ok(())
 }

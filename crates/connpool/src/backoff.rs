@@ -1,6 +1,23 @@
-//! Retry policies for failed connection attempts.
+//! Retry policies for failed connection attempts, and the pool's one jitter.
 
 use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// `base` spread uniformly over `base x (1 ± spread)`, saturating at `Duration::MAX`. Every
+/// randomised duration of the pool comes from here: retry delays, the pause after a failed
+/// attempt, connection lifetimes and health-check times, so that connections and pools that
+/// started together do not act together.
+pub(crate) fn jitter(base: Duration, spread: f64) -> Duration {
+    let factor = 1.0 - spread + 2.0 * spread * fastrand::f64();
+    Duration::try_from_secs_f64(base.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+}
+
+/// `base` shortened by up to `max_cut`, uniformly: a connection's lifetime under
+/// `lifetime_jitter`.
+pub(crate) fn shortened(base: Duration, max_cut: Duration) -> Duration {
+    base.saturating_sub(max_cut.mul_f64(fastrand::f64()))
+}
 
 /// How to retry a connection attempt that failed. Every delay gets ±20% jitter, so that many
 /// pools (or many connections of one pool) that failed together do not retry together.
@@ -59,17 +76,24 @@ impl RetryPolicy {
 
     /// The delay before retry number `retry`, with ±20% jitter.
     pub fn delay(&self, retry: u32) -> Option<Duration> {
-        self.base_delay(retry).map(|delay| delay.mul_f64(0.8 + 0.4 * fastrand::f64()))
+        self.base_delay(retry).map(|delay| jitter(delay, 0.2))
     }
 
-    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+    /// The longest delay it can ask for, before jitter.
+    pub(crate) fn longest(&self) -> Option<Duration> {
+        match *self {
+            Self::None => None,
+            Self::Exponential { max, .. } => Some(max),
+            Self::Linear { delay, .. } => Some(delay),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             Self::Exponential { initial, max, .. } if initial.is_zero() || max < initial => {
-                Err("retry: exponential backoff needs 0 < initial <= max")
+                Err(ConfigError::RetryDelays)
             }
-            Self::Linear { delay, .. } if delay.is_zero() => {
-                Err("retry: linear backoff needs a non-zero delay")
-            }
+            Self::Linear { delay, .. } if delay.is_zero() => Err(ConfigError::Zero("retry.delay")),
             _ => Ok(()),
         }
     }
@@ -97,6 +121,15 @@ mod tests {
         assert_eq!(linear.base_delay(5), Some(Duration::from_secs(1)));
         assert_eq!(linear.base_delay(6), None);
         assert_eq!(RetryPolicy::None.base_delay(1), None);
+    }
+
+    #[test]
+    fn jitter_saturates_instead_of_overflowing() {
+        for _ in 0..100 {
+            // Up to 1.2 x Duration::MAX: saturates instead of panicking in `mul_f64`.
+            assert!(jitter(Duration::MAX, 0.2) >= Duration::MAX.mul_f64(0.79));
+            assert!(shortened(Duration::from_secs(1), Duration::MAX) <= Duration::from_secs(1));
+        }
     }
 
     #[test]

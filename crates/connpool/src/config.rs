@@ -144,11 +144,16 @@ impl Config {
         }
     }
 
+    /// The longest duration any setting accepts (100 years): longer ones could not be turned
+    /// into deadlines. Optional durations take `None` for "never".
+    pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
     /// Checks the configuration.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first problem: a zero `max_size` or `max_connecting`,
-    /// `min_size` above `max_size`, a zero timeout or interval, a bad retry policy.
+    /// `min_size` above `max_size`, a zero timeout or interval, a duration above
+    /// [`MAX_DURATION`](Self::MAX_DURATION), a bad retry policy.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_size == 0 {
             return Err(ConfigError::ZeroMaxSize);
@@ -174,12 +179,22 @@ impl Config {
                 return Err(ConfigError::Zero(field));
             }
         }
-        if let Some(lifetime) = self.max_lifetime {
-            if self.lifetime_jitter >= lifetime {
-                return Err(ConfigError::Invalid("lifetime_jitter must be below max_lifetime"));
+        let unbounded = [
+            ("lifetime_jitter", Some(self.lifetime_jitter)),
+            ("pre_ping_skip_within", Some(self.pre_ping_skip_within)),
+            ("retry", self.retry.longest()),
+        ];
+        for (field, value) in durations.into_iter().chain(unbounded) {
+            if value.is_some_and(|d| d > Self::MAX_DURATION) {
+                return Err(ConfigError::TooLong { field, max: Self::MAX_DURATION });
             }
         }
-        self.retry.validate().map_err(ConfigError::Invalid)
+        if let Some(lifetime) = self.max_lifetime
+            && self.lifetime_jitter >= lifetime
+        {
+            return Err(ConfigError::JitterNotBelowLifetime);
+        }
+        self.retry.validate()
     }
 }
 

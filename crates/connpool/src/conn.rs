@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::core::Pooled;
+use crate::engine::Inner;
 use crate::manager::Manager;
 use crate::metrics::Reason;
-use crate::pool::Inner;
 
 /// A connection checked out of a [`Pool`](crate::Pool). Dereferences to the connection;
 /// dropping it returns the connection to the pool (or closes it if it is broken or expired).
@@ -43,18 +43,22 @@ impl<M: Manager> Conn<M> {
         self.close = Some(reason);
     }
 
+    /// Undoes [`close_on_drop`](Self::close_on_drop): returns the connection when dropped.
+    pub(crate) fn keep_on_drop(&mut self) {
+        self.close = None;
+    }
+
     /// Marks the connection broken: it is closed instead of returned.
     pub fn mark_broken(&mut self) {
         self.close = Some(Reason::Broken);
     }
 
-    /// Takes the connection out of the pool for good; the pool may open another in its place.
+    /// Takes the connection out of the pool for good; the pool may open another in its place
+    /// (unless it is closed: then a waiting `close` counts it as ended).
     pub fn detach(mut self) -> M::Connection {
         let pooled = self.pooled.take().expect("present until dropped");
         self.inner.leaks.returned(pooled.id, self.checked_out);
-        self.inner.counters.closed(Reason::Detached);
-        let more = self.inner.core.closed_one();
-        self.inner.spawn_connects(more);
+        self.inner.detached();
         pooled.conn
     }
 

@@ -18,6 +18,14 @@
 //! removes itself under the lock; if it was granted a connection meanwhile it gets it back and
 //! passes it on, so no connection and no slot is lost.
 //!
+//! **Closed means closed.** Once `close` ran, no transition asks for a connection attempt,
+//! whichever path ends a connection or an attempt (`connects_needed` answers 0), and every
+//! connection that comes back or is made leaves the count to be closed. The async layer waits
+//! for `open` and `connecting` both to reach 0.
+//!
+//! **Health checks** take a bounded batch (see [`Stale::check`]): a round never empties the
+//! idle set, so checkouts keep being served while it runs.
+//!
 //! **Bursts.** Attempts are started only for waiters not already covered by an attempt in
 //! flight (`waiters > connecting`), and at most `max_connecting` at a time. Under a burst the
 //! returning connections serve most waiters while the first new connections are still being
@@ -50,6 +58,8 @@ pub struct Pooled<C> {
     pub(crate) last_used: Instant,
     /// When it was last validated (or made).
     pub(crate) last_checked: Instant,
+    /// When its next health check is due (jittered per connection), if health checks are on.
+    pub(crate) next_check: Option<Instant>,
 }
 
 impl<C> Pooled<C> {
@@ -57,7 +67,7 @@ impl<C> Pooled<C> {
     #[cfg(connpool_loom)]
     pub fn new_for_test(conn: C) -> Self {
         let now = Instant::now();
-        Self { conn, id: 0, created: now, expires: None, last_used: now, last_checked: now }
+        Self { conn, id: 0, created: now, expires: None, last_used: now, last_checked: now, next_check: None }
     }
 
     pub fn expired(&self, now: Instant) -> bool {
@@ -85,12 +95,12 @@ struct WaiterState<C, E> {
 #[derive(Debug)]
 pub struct Waiter<C, E> {
     state: Mutex<WaiterState<C, E>>,
-    /// When the waiter gives up; `Core::expire` grants it `TimedOut` then.
-    deadline: Instant,
+    /// When the waiter gives up (`None`: never); `Core::expire` grants it `TimedOut` then.
+    deadline: Option<Instant>,
 }
 
 impl<C, E> Waiter<C, E> {
-    fn new(deadline: Instant) -> Arc<Self> {
+    fn new(deadline: Option<Instant>) -> Arc<Self> {
         Arc::new(Self { state: Mutex::new(WaiterState { grant: None, waker: None }), deadline })
     }
 
@@ -165,6 +175,33 @@ pub enum Checkout<C, E> {
     Closed,
 }
 
+/// What the async layer must do after a transition: close a connection the pool no longer
+/// keeps, and start connection attempts.
+#[derive(Debug)]
+#[must_use = "a connection to close or attempts to start would be lost"]
+pub struct Followup<C> {
+    /// A connection that left the count: close it.
+    pub close: Option<Pooled<C>>,
+    /// Connection attempts reserved in `connecting`: start them. Always 0 once closed.
+    pub connect: usize,
+}
+
+impl<C> Followup<C> {
+    fn connect(connect: usize) -> Self {
+        Self { close: None, connect }
+    }
+}
+
+/// The outcome of [`Core::resize`].
+#[derive(Debug)]
+#[must_use = "connections to close or attempts to start would be lost"]
+pub struct Resized<C> {
+    /// Idle connections above the new maximum: close them.
+    pub close: Vec<Pooled<C>>,
+    /// Connection attempts to start.
+    pub connect: usize,
+}
+
 /// A consistent view of the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
@@ -185,7 +222,9 @@ pub struct Stale<C> {
     pub(crate) expired: Vec<Pooled<C>>,
     /// Idle too long, above `min_size`: close.
     pub(crate) idle_timeout: Vec<Pooled<C>>,
-    /// Due a health check: validate, then give back with [`Core::checked`].
+    /// Due a health check: validate, then give back with [`Core::checked`]. At most a quarter of
+    /// the idle connections (at least one), the most overdue first, and none while checkouts
+    /// wait, so that a round never empties the idle set under load.
     pub(crate) check: Vec<Pooled<C>>,
 }
 
@@ -225,8 +264,9 @@ impl<C, E> Core<C, E> {
     }
 
     /// Takes an idle connection, or queues the caller.
-    /// `deadline` is called only if the caller must wait (the fast path reads no clock).
-    pub fn checkout(&self, deadline: impl FnOnce() -> Instant) -> Checkout<C, E> {
+    /// `deadline` is called only if the caller must wait (the fast path reads no clock); `None`
+    /// waits without a limit.
+    pub fn checkout(&self, deadline: impl FnOnce() -> Option<Instant>) -> Checkout<C, E> {
         let mut state = self.state.lock();
         if state.closed {
             return Checkout::Closed;
@@ -239,9 +279,9 @@ impl<C, E> Core<C, E> {
         }
         let deadline = deadline();
         // The deadline timer sleeps until `timer_at`; wake it only for an earlier deadline.
-        let earliest = state.timer_at.is_none_or(|timer_at| deadline < timer_at);
+        let earliest = deadline.is_some_and(|at| state.timer_at.is_none_or(|timer_at| at < timer_at));
         if earliest {
-            state.timer_at = Some(deadline);
+            state.timer_at = deadline;
         }
         let waiter = Waiter::new(deadline);
         state.waiters.push_back(waiter.clone());
@@ -256,50 +296,48 @@ impl<C, E> Core<C, E> {
         let mut state = self.state.lock();
         let mut wakers = Vec::new();
         state.waiters.retain(|waiter| {
-            if waiter.deadline > now {
+            if waiter.deadline.is_none_or(|deadline| deadline > now) {
                 return true;
             }
             wakers.extend(waiter.grant(Grant::TimedOut));
             false
         });
-        let next = state.waiters.iter().map(|waiter| waiter.deadline).min();
+        let next = state.waiters.iter().filter_map(|waiter| waiter.deadline).min();
         state.timer_at = next;
         drop(state);
         wake_all(wakers);
         next
     }
 
-    /// Gives a checked-out (or validated) connection back: to the oldest waiter, or to the
-    /// idle set. Returns the connection if it must be closed instead (the pool is closed or
-    /// over its size), with the number of connection attempts to start.
-    pub fn put_back(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
+    /// Gives a checked-out connection back: to the oldest waiter, or to the idle set. If the
+    /// pool is closed or over its size, the connection leaves the count and must be closed.
+    pub fn put_back(&self, conn: Pooled<C>) -> Followup<C> {
         let mut state = self.state.lock();
         if state.closed || state.open > state.max_size {
             state.open -= 1;
             let connect = state.connects_needed();
-            return (Some(conn), connect);
+            return Followup { close: Some(conn), connect };
         }
         let wake = state.give(conn);
         drop(state);
         wake_all(wake);
-        (None, 0)
+        Followup::connect(0)
     }
 
-    /// A checked-out connection was closed (broken, expired, failed validation, detached):
-    /// returns the number of connection attempts to start in its place.
-    pub fn closed_one(&self) -> usize {
+    /// A checked-out connection was closed (broken, expired, failed validation, detached).
+    pub fn closed_one(&self) -> Followup<C> {
         let mut state = self.state.lock();
         state.open -= 1;
-        state.connects_needed()
+        Followup::connect(state.connects_needed())
     }
 
-    /// A connection attempt succeeded. Returns the connection if the pool was closed
-    /// meanwhile (close it), and the number of further attempts to start.
-    pub fn connected(&self, conn: Pooled<C>) -> (Option<Pooled<C>>, usize) {
+    /// A connection attempt succeeded. If the pool was closed meanwhile the connection must be
+    /// closed instead.
+    pub fn connected(&self, conn: Pooled<C>) -> Followup<C> {
         let mut state = self.state.lock();
         state.connecting -= 1;
         if state.closed {
-            return (Some(conn), 0);
+            return Followup { close: Some(conn), connect: 0 };
         }
         state.open += 1;
         state.last_error = None;
@@ -307,7 +345,7 @@ impl<C, E> Core<C, E> {
         let connect = state.connects_needed();
         drop(state);
         wake_all(wake);
-        (None, connect)
+        Followup::connect(connect)
     }
 
     /// A connection attempt failed for good: records the error and, with `fail_fast`, fails
@@ -329,11 +367,12 @@ impl<C, E> Core<C, E> {
         wake_all(wake);
     }
 
-    /// Ends a failed attempt's pause. Returns the number of further attempts to start.
-    pub fn connect_released(&self) -> usize {
+    /// Ends an attempt that made no connection: after a failed attempt's pause, or when an
+    /// attempt was cancelled (the pool shut down) or its task panicked.
+    pub fn connect_released(&self) -> Followup<C> {
         let mut state = self.state.lock();
         state.connecting -= 1;
-        if state.closed { 0 } else { state.connects_needed() }
+        Followup::connect(state.connects_needed())
     }
 
     /// Removes a waiter that gives up. Returns what it was granted meanwhile, if anything; the
@@ -362,9 +401,9 @@ impl<C, E> Core<C, E> {
         idle
     }
 
-    /// Changes the sizes. Returns idle connections to close (above the new maximum) and the
-    /// number of connection attempts to start (below the new minimum, or for waiters).
-    pub fn resize(&self, min_size: usize, max_size: usize) -> (Vec<Pooled<C>>, usize) {
+    /// Changes the sizes: idle connections above the new maximum are handed back to close,
+    /// attempts are reserved below the new minimum or for waiters.
+    pub fn resize(&self, min_size: usize, max_size: usize) -> Resized<C> {
         let mut state = self.state.lock();
         state.min_size = min_size;
         state.max_size = max_size;
@@ -374,17 +413,14 @@ impl<C, E> Core<C, E> {
             state.open -= 1;
             close.push(conn);
         }
-        let connect = if state.closed { 0 } else { state.connects_needed() };
-        (close, connect)
+        let connect = state.connects_needed();
+        Resized { close, connect }
     }
 
-    /// Takes out of the idle set what maintenance must act on.
-    pub fn take_stale(
-        &self,
-        now: Instant,
-        idle_timeout: Option<Duration>,
-        health_check: Option<Duration>,
-    ) -> Stale<C> {
+    /// Takes out of the idle set what maintenance must act on: expired connections, those idle
+    /// past `idle_timeout` above `min_size`, and a bounded batch of those due a health check
+    /// (see [`Stale::check`]).
+    pub fn take_stale(&self, now: Instant, idle_timeout: Option<Duration>) -> Stale<C> {
         let mut state = self.state.lock();
         let mut stale = Stale { expired: Vec::new(), idle_timeout: Vec::new(), check: Vec::new() };
         if state.closed {
@@ -401,20 +437,33 @@ impl<C, E> Core<C, E> {
             {
                 state.open -= 1;
                 stale.idle_timeout.push(conn);
-            } else if health_check.is_some_and(|every| now.duration_since(conn.last_checked) >= every) {
-                state.validating += 1;
-                stale.check.push(conn);
             } else {
                 kept.push_front(Idle { conn });
             }
         }
         state.idle = kept;
+        if state.waiters.is_empty() {
+            let batch = (state.idle.len() / 4).max(1);
+            let mut due: Vec<(Instant, usize)> = (state.idle.iter().enumerate())
+                .filter_map(|(i, idle)| idle.conn.next_check.filter(|&at| at <= now).map(|at| (at, i)))
+                .collect();
+            due.sort_unstable();
+            due.truncate(batch);
+            // Remove from the highest index down, so that the lower indices stay valid.
+            let mut indices: Vec<usize> = due.into_iter().map(|(_, i)| i).collect();
+            indices.sort_unstable_by(|a, b| b.cmp(a));
+            for i in indices {
+                let Idle { conn } = state.idle.remove(i).expect("an index of the idle set");
+                state.validating += 1;
+                stale.check.push(conn);
+            }
+        }
         stale
     }
 
-    /// A connection taken out by `take_stale` passed its health check (`Some`) or failed it
-    /// and was closed (`None`). Returns the number of connection attempts to start.
-    pub fn checked(&self, conn: Option<Pooled<C>>) -> (Option<Pooled<C>>, usize) {
+    /// A connection taken out by `take_stale` passed its health check (`Some`), or failed it or
+    /// its check was abandoned (`None`; the caller closes it).
+    pub fn checked(&self, conn: Option<Pooled<C>>) -> Followup<C> {
         let mut state = self.state.lock();
         state.validating -= 1;
         match conn {
@@ -422,23 +471,22 @@ impl<C, E> Core<C, E> {
                 let wake = state.give(conn);
                 drop(state);
                 wake_all(wake);
-                (None, 0)
+                Followup::connect(0)
             }
             Some(conn) => {
                 state.open -= 1;
-                (Some(conn), 0)
+                Followup { close: Some(conn), connect: 0 }
             }
             None => {
                 state.open -= 1;
-                (None, if state.closed { 0 } else { state.connects_needed() })
+                Followup::connect(state.connects_needed())
             }
         }
     }
 
     /// Connection attempts to start now (to reach `min_size`, or for waiters).
     pub fn replenish(&self) -> usize {
-        let mut state = self.state.lock();
-        if state.closed { 0 } else { state.connects_needed() }
+        self.state.lock().connects_needed()
     }
 
     /// Reserves `n` attempts outside the throttle, for warming the pool up at build time.
@@ -483,8 +531,12 @@ impl<C, E> State<C, E> {
         }
     }
 
-    /// Reserves and returns the number of connection attempts to start now.
+    /// Reserves and returns the number of connection attempts to start now; none once closed,
+    /// whichever transition asks.
     fn connects_needed(&mut self) -> usize {
+        if self.closed {
+            return 0;
+        }
         let for_waiters = self.waiters.len().saturating_sub(self.connecting);
         let for_minimum = self.min_size.saturating_sub(self.open + self.connecting);
         let room = self.max_size.saturating_sub(self.open + self.connecting);

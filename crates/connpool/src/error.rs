@@ -59,6 +59,8 @@ pub enum ConnectError<E> {
     Backend(E),
     /// `connect` did not finish within the connect timeout.
     Timeout(Duration),
+    /// The manager's `connect` panicked (with this message); the pool contained it.
+    Panicked(String),
 }
 
 impl<E: Error> fmt::Display for ConnectError<E> {
@@ -76,6 +78,7 @@ impl<E: Error> fmt::Display for ConnectError<E> {
                 Ok(())
             }
             Self::Timeout(after) => write!(f, "connecting timed out after {after:?}"),
+            Self::Panicked(message) => write!(f, "the manager panicked while connecting: {message}"),
         }
     }
 }
@@ -84,7 +87,7 @@ impl<E: Error + 'static> Error for ConnectError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Backend(error) => Some(error),
-            Self::Timeout(_) => None,
+            Self::Timeout(_) | Self::Panicked(_) => None,
         }
     }
 }
@@ -104,8 +107,18 @@ pub enum ConfigError {
     },
     /// A field that must be non-zero was zero.
     Zero(&'static str),
-    /// Another inconsistency, described.
-    Invalid(&'static str),
+    /// A duration longer than the pool can represent as a deadline: use `None` (where the field
+    /// is optional) for "never".
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// The longest accepted, [`Config::MAX_DURATION`](crate::Config::MAX_DURATION).
+        max: Duration,
+    },
+    /// `lifetime_jitter` was not below `max_lifetime`.
+    JitterNotBelowLifetime,
+    /// An exponential retry policy whose `initial` delay is zero or above its `max`.
+    RetryDelays,
 }
 
 impl fmt::Display for ConfigError {
@@ -117,12 +130,36 @@ impl fmt::Display for ConfigError {
                 write!(f, "min_size ({min_size}) is above max_size ({max_size})")
             }
             Self::Zero(field) => write!(f, "{field} is 0"),
-            Self::Invalid(what) => f.write_str(what),
+            Self::TooLong { field, max } => write!(f, "{field} is longer than {max:?}"),
+            Self::JitterNotBelowLifetime => f.write_str("lifetime_jitter must be below max_lifetime"),
+            Self::RetryDelays => f.write_str("retry: exponential backoff needs 0 < initial <= max"),
         }
     }
 }
 
 impl Error for ConfigError {}
+
+/// What [`Pool::close`](crate::Pool::close) left behind when its deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseError {
+    /// Connections still open: checked out and not yet returned (or being health-checked).
+    pub open: usize,
+    /// Connection attempts that had not ended.
+    pub connecting: usize,
+}
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the pool closed with {} connections still checked out and {} connection attempts in flight",
+            self.open, self.connecting
+        )
+    }
+}
+
+impl Error for CloseError {}
 
 /// Why building a pool failed.
 #[derive(Debug)]

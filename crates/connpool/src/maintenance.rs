@@ -1,107 +1,93 @@
-//! The background task: replenishing `min_size`, closing idle and expired connections,
-//! health checks, leak detection and metrics.
+//! The background task: replenishing `min_size`, closing idle and expired connections, health
+//! checks, leak detection and metrics.
+//!
+//! Health checks are spread out rather than done in rounds that stall checkouts: each
+//! connection's next check is due at its own jittered time (`engine.rs`), a tick takes at most a
+//! quarter of the idle connections that are due (and none while checkouts wait, see
+//! `Core::take_stale`), and it validates them concurrently, so a tick costs one validation's time
+//! and leaves most of the idle set to checkouts. A check whose task is stopped (the pool shut
+//! down) or whose manager panics still hands its connection back to the accounting, through the
+//! [`Checking`] guard.
 
-use std::collections::HashMap;
-use std::sync::Weak;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use parking_lot::Mutex;
-
+use crate::core::Pooled;
+use crate::engine::Inner;
 use crate::manager::Manager;
 use crate::metrics::Reason;
-use crate::pool::Inner;
 
-/// Checkout times of connections in use, kept only when leak detection is on.
-#[derive(Debug)]
-pub(crate) struct LeakRegistry {
-    held: Option<Mutex<HashMap<u64, (Instant, bool)>>>,
-}
-
-impl LeakRegistry {
-    pub(crate) fn new(enabled: bool) -> Self {
-        Self { held: enabled.then(|| Mutex::new(HashMap::new())) }
-    }
-
-    /// Records a checkout; returns its time if leak detection is on.
-    pub(crate) fn checked_out(&self, id: u64) -> Option<Instant> {
-        let held = self.held.as_ref()?;
-        let now = Instant::now();
-        held.lock().insert(id, (now, false));
-        Some(now)
-    }
-
-    pub(crate) fn returned(&self, id: u64, since: Option<Instant>) {
-        if let (Some(held), Some(since)) = (&self.held, since) {
-            if let Some((_, reported)) = held.lock().remove(&id) {
-                if reported {
-                    tracing::info!(id, held_for = ?since.elapsed(), "a connection reported as leaked came back");
-                }
-            }
-        }
-    }
-
-    /// Logs each connection held longer than `threshold`, once. Returns how many it logged.
-    pub(crate) fn report(&self, threshold: Duration) -> usize {
-        let Some(held) = &self.held else { return 0 };
-        let mut reported = 0;
-        for (id, (since, logged)) in held.lock().iter_mut() {
-            if !*logged && since.elapsed() >= threshold {
-                *logged = true;
-                reported += 1;
-                tracing::warn!(id, held_for = ?since.elapsed(), ?threshold, "connection held longer than the leak detection threshold; possible leak");
-            }
-        }
-        reported
-    }
-}
-
-/// Runs until the pool is dropped or closed.
-pub(crate) async fn run<M: Manager>(pool: Weak<Inner<M>>) {
-    let interval = match pool.upgrade() {
-        Some(inner) => inner.config.maintenance_interval,
-        None => return,
-    };
+/// Runs until the pool shuts down (closed, or its last handle dropped).
+pub(crate) async fn run<M: Manager>(inner: Arc<Inner<M>>) {
+    let interval = inner.config.maintenance_interval;
+    let shutdown = inner.shutdown.wait();
+    tokio::pin!(shutdown);
     loop {
-        tokio::time::sleep(interval).await;
-        let Some(inner) = pool.upgrade() else { return };
-        if inner.core.counts().closed {
-            return;
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(interval) => {}
         }
-        tick(&inner).await;
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            () = tick(&inner) => {}
+        }
     }
 }
 
 /// One round of maintenance.
-pub(crate) async fn tick<M: Manager>(inner: &std::sync::Arc<Inner<M>>) {
+pub(crate) async fn tick<M: Manager>(inner: &Arc<Inner<M>>) {
     let config = &inner.config;
-    let stale = inner.core.take_stale(Instant::now(), config.idle_timeout, config.health_check_interval);
+    let stale = inner.core.take_stale(Instant::now(), config.idle_timeout);
     for pooled in stale.expired {
         inner.close(pooled, Reason::Lifetime);
     }
     for pooled in stale.idle_timeout {
         inner.close(pooled, Reason::IdleTimeout);
     }
-    for mut pooled in stale.check {
-        let healthy = inner.validate(&mut pooled).await;
-        let (close, more) = if healthy {
-            inner.core.checked(Some(pooled))
-        } else {
-            inner.close(pooled, Reason::Validation);
-            inner.core.checked(None)
-        };
-        if let Some(pooled) = close {
-            inner.close(pooled, Reason::PoolClosed);
-        }
-        inner.spawn_connects(more);
-    }
+    join_all(stale.check.into_iter().map(|pooled| health_check(inner, pooled))).await;
     let more = inner.core.replenish();
     inner.spawn_connects(more);
     if let Some(threshold) = config.leak_detection_threshold {
         let reported = inner.leaks.report(threshold) as u64;
-        inner.counters.leaks_reported.fetch_add(reported, std::sync::atomic::Ordering::Relaxed);
+        inner.counters.leaks_reported.fetch_add(reported, Ordering::Relaxed);
     }
     #[cfg(feature = "metrics")]
     crate::metrics::Status::from_counts(inner.core.counts()).publish();
+}
+
+async fn health_check<M: Manager>(inner: &Arc<Inner<M>>, pooled: Pooled<M::Connection>) {
+    let mut check = Checking { inner, pooled: Some(pooled) };
+    let healthy = inner.validate(check.pooled.as_mut().expect("present until finished")).await;
+    let pooled = check.pooled.take().expect("present until finished");
+    if healthy {
+        let followup = inner.core.checked(Some(pooled));
+        inner.follow(followup, Reason::PoolClosed);
+    } else {
+        // Out of the count first, then closed: closing signals a waiting `close`.
+        let followup = inner.core.checked(None);
+        inner.close(pooled, Reason::Validation);
+        inner.follow(followup, Reason::Validation);
+    }
+}
+
+/// A connection taken out of the idle set for a health check. Dropped unfinished (the check was
+/// stopped at shutdown), it closes the connection and returns it to the accounting.
+struct Checking<'a, M: Manager> {
+    inner: &'a Arc<Inner<M>>,
+    pooled: Option<Pooled<M::Connection>>,
+}
+
+impl<M: Manager> Drop for Checking<'_, M> {
+    fn drop(&mut self) {
+        if let Some(pooled) = self.pooled.take() {
+            let followup = self.inner.core.checked(None);
+            self.inner.close(pooled, Reason::PoolClosed);
+            self.inner.follow(followup, Reason::PoolClosed);
+        }
+    }
 }

@@ -79,6 +79,9 @@ pub struct Closed {
     pub pool_closed: u64,
     /// Taken out of the pool for good with `Conn::detach`.
     pub detached: u64,
+    /// Checked out by a checkout that was cancelled during its pre-ping (a request/response
+    /// connection with an unread reply).
+    pub cancelled: u64,
 }
 
 impl Closed {
@@ -91,6 +94,7 @@ impl Closed {
             + self.resize
             + self.pool_closed
             + self.detached
+            + self.cancelled
     }
 }
 
@@ -122,6 +126,9 @@ pub struct Metrics {
     pub wait_max: Duration,
     /// Connections reported held past the leak detection threshold.
     pub leaks_reported: u64,
+    /// Calls into the manager that panicked (contained: the pool's accounting and maintenance
+    /// went on).
+    pub manager_panics: u64,
 }
 
 impl fmt::Display for Metrics {
@@ -129,7 +136,7 @@ impl fmt::Display for Metrics {
         write!(
             f,
             "{}; {} checkouts, {} waited (p50 {:?}, p95 {:?}, p99 {:?}, max {:?}), {} timed out; \
-             {} connections opened, {} closed, {} connect failures",
+             {} connections opened, {} closed, {} connect failures, {} manager panics",
             self.status,
             self.checkouts,
             self.waits,
@@ -141,6 +148,7 @@ impl fmt::Display for Metrics {
             self.created,
             self.closed.total(),
             self.connect_failures,
+            self.manager_panics,
         )
     }
 }
@@ -223,7 +231,9 @@ pub(crate) struct Counters {
     pub(crate) closed_resize: AtomicU64,
     pub(crate) closed_pool: AtomicU64,
     pub(crate) closed_detached: AtomicU64,
+    pub(crate) closed_cancelled: AtomicU64,
     pub(crate) leaks_reported: AtomicU64,
+    pub(crate) manager_panics: AtomicU64,
     pub(crate) waits: Mutex<Histogram>,
 }
 
@@ -237,6 +247,7 @@ pub(crate) enum Reason {
     Resize,
     PoolClosed,
     Detached,
+    Cancelled,
 }
 
 impl Counters {
@@ -253,7 +264,9 @@ impl Counters {
             closed_resize: AtomicU64::new(0),
             closed_pool: AtomicU64::new(0),
             closed_detached: AtomicU64::new(0),
+            closed_cancelled: AtomicU64::new(0),
             leaks_reported: AtomicU64::new(0),
+            manager_panics: AtomicU64::new(0),
             waits: Mutex::new(Histogram::new()),
         }
     }
@@ -271,6 +284,7 @@ impl Counters {
             Reason::Resize => &self.closed_resize,
             Reason::PoolClosed => &self.closed_pool,
             Reason::Detached => &self.closed_detached,
+            Reason::Cancelled => &self.closed_cancelled,
         });
     }
 
@@ -295,6 +309,7 @@ impl Counters {
                 resize: load(&self.closed_resize),
                 pool_closed: load(&self.closed_pool),
                 detached: load(&self.closed_detached),
+                cancelled: load(&self.closed_cancelled),
             },
             connect_failures: load(&self.connect_failures),
             timeouts: load(&self.timeouts),
@@ -304,6 +319,7 @@ impl Counters {
             wait_p99: waits.percentile(0.99),
             wait_max: waits.max(),
             leaks_reported: load(&self.leaks_reported),
+            manager_panics: load(&self.manager_panics),
         }
     }
 }

@@ -19,6 +19,9 @@ pub enum SimError {
     Refused,
     /// The connection no longer works (the backend restarted since it was made).
     Unhealthy,
+    /// A reply was read that belongs to an earlier request: a request/response connection was
+    /// reused after a request on it was abandoned midway.
+    Desynchronized,
 }
 
 impl fmt::Display for SimError {
@@ -26,18 +29,35 @@ impl fmt::Display for SimError {
         f.write_str(match self {
             Self::Refused => "connection refused by the simulated backend",
             Self::Unhealthy => "the simulated connection is dead",
+            Self::Desynchronized => "read the reply to an abandoned request",
         })
     }
 }
 
 impl std::error::Error for SimError {}
 
+/// Which manager method [`SimManager::panic_once`] makes panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SimMethod {
+    /// `Manager::connect`.
+    Connect,
+    /// `Manager::validate`.
+    Validate,
+    /// `Manager::is_broken`.
+    IsBroken,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     down: AtomicBool,
     stalled: AtomicBool,
+    panic_connect: AtomicBool,
+    panic_validate: AtomicBool,
+    panic_is_broken: AtomicBool,
     /// Bumped by `restart`: connections of an older epoch are dead.
     epoch: AtomicU64,
+    attempts: AtomicU64,
     connects: AtomicU64,
     failed_connects: AtomicU64,
     validations: AtomicU64,
@@ -52,6 +72,7 @@ pub struct SimManager {
     validate_latency: Duration,
     failure_rate: f64,
     broken_rate: f64,
+    multiplexed: bool,
     shared: Arc<Shared>,
 }
 
@@ -69,8 +90,33 @@ impl SimManager {
             validate_latency: Duration::ZERO,
             failure_rate: 0.0,
             broken_rate: 0.0,
+            multiplexed: false,
             shared: Arc::default(),
         }
+    }
+
+    /// Whether connections are multiplexed (each request tagged with its reply, like Redis's
+    /// multiplexed client): a validation abandoned midway then leaves nothing behind, and the
+    /// manager says so through [`Manager::cancel_safe`]. By default they are request/response
+    /// connections, where it leaves an unread reply that the next request would read.
+    pub fn multiplexed(mut self, multiplexed: bool) -> Self {
+        self.multiplexed = multiplexed;
+        self
+    }
+
+    /// Makes the next call of `method` panic (once).
+    pub fn panic_once(&self, method: SimMethod) {
+        let flag = match method {
+            SimMethod::Connect => &self.shared.panic_connect,
+            SimMethod::Validate => &self.shared.panic_validate,
+            SimMethod::IsBroken => &self.shared.panic_is_broken,
+        };
+        flag.store(true, Ordering::SeqCst);
+    }
+
+    /// Connection attempts so far, successful or not (a panicking one included).
+    pub fn attempts(&self) -> u64 {
+        self.shared.attempts.load(Ordering::SeqCst)
     }
 
     /// Each connection attempt takes this long.
@@ -102,7 +148,8 @@ impl SimManager {
         self.shared.down.store(down, Ordering::SeqCst);
     }
 
-    /// Makes connection attempts hang without answering (a stalled server), or answer again.
+    /// Makes connection attempts and validations hang without answering (a stalled server), or
+    /// answer again.
     pub fn set_stalled(&self, stalled: bool) {
         self.shared.stalled.store(stalled, Ordering::SeqCst);
     }
@@ -141,6 +188,8 @@ pub struct SimConnection {
     shared: Arc<Shared>,
     broken_rate: f64,
     queries: u64,
+    /// Replies sent by the backend and not read yet (request/response connections only).
+    unread: u64,
 }
 
 impl SimConnection {
@@ -153,7 +202,12 @@ impl SimConnection {
     ///
     /// # Errors
     /// [`SimError::Unhealthy`] if the backend restarted since the connection was made.
+    ///
+    /// [`SimError::Desynchronized`] if an earlier request's reply is still unread.
     pub async fn query(&mut self, latency: Duration) -> Result<u64, SimError> {
+        if self.unread > 0 {
+            return Err(SimError::Desynchronized);
+        }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -176,6 +230,10 @@ impl Manager for SimManager {
     type Error = SimError;
 
     async fn connect(&self) -> Result<SimConnection, SimError> {
+        self.shared.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.shared.panic_connect.swap(false, Ordering::SeqCst) {
+            panic!("simulated panic in connect");
+        }
         if self.shared.stalled.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -196,13 +254,30 @@ impl Manager for SimManager {
             shared: self.shared.clone(),
             broken_rate: self.broken_rate,
             queries: 0,
+            unread: 0,
         })
     }
 
     async fn validate(&self, conn: &mut SimConnection) -> Result<(), SimError> {
         self.shared.validations.fetch_add(1, Ordering::SeqCst);
+        if self.shared.panic_validate.swap(false, Ordering::SeqCst) {
+            panic!("simulated panic in validate");
+        }
+        // The ping is sent; a reply arrives after the latency and is read then: the oldest unread
+        // one, which is this ping's only if no earlier request was abandoned. Abandoned in
+        // between, a request/response connection keeps a reply unread, and the next request
+        // reads it instead of its own (a ping cannot tell: any reply looks like its own).
+        if !self.multiplexed {
+            conn.unread += 1;
+        }
+        if self.shared.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if !self.validate_latency.is_zero() {
             tokio::time::sleep(self.validate_latency).await;
+        }
+        if !self.multiplexed {
+            conn.unread -= 1;
         }
         if self.shared.down.load(Ordering::SeqCst) || conn.epoch != self.shared.epoch.load(Ordering::SeqCst) {
             return Err(SimError::Unhealthy);
@@ -211,6 +286,13 @@ impl Manager for SimManager {
     }
 
     fn is_broken(&self, conn: &mut SimConnection) -> bool {
+        if self.shared.panic_is_broken.swap(false, Ordering::SeqCst) {
+            panic!("simulated panic in is_broken");
+        }
         conn.broken_rate > 0.0 && fastrand::f64() < conn.broken_rate
+    }
+
+    fn cancel_safe(&self) -> bool {
+        self.multiplexed
     }
 }

@@ -1,5 +1,6 @@
-//! A checkout storm on a multi-threaded runtime, with faults and cancellations, and a checker
-//! task asserting the pool's invariants throughout.
+//! A checkout storm on a multi-threaded runtime, with faults, manager panics and cancellations,
+//! and a checker task asserting the pool's invariants throughout; then a close that must drain
+//! everything while connections are still being returned.
 
 mod common;
 
@@ -7,12 +8,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use connpool::sim::SimManager;
+use connpool::sim::{SimManager, SimMethod};
 
 const MAX: usize = 8;
 
+fn quiet_simulated_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let simulated =
+            info.payload().downcast_ref::<&str>().is_some_and(|m| m.starts_with("simulated panic"));
+        if !simulated {
+            default(info);
+        }
+    }));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_with_faults_keeps_every_invariant() {
+    quiet_simulated_panics();
     let manager =
         SimManager::new().connect_latency(Duration::from_micros(200)).failure_rate(0.05).broken_rate(0.02);
     let mut config = common::config(2, MAX);
@@ -46,6 +59,12 @@ async fn a_storm_with_faults_keeps_every_invariant() {
             let (pool, served) = (pool.clone(), served.clone());
             tokio::spawn(async move {
                 for i in 0..100u64 {
+                    // Now and then the manager panics in one of its methods.
+                    if (t * 100 + i) % 97 == 0 {
+                        let method =
+                            [SimMethod::Connect, SimMethod::Validate, SimMethod::IsBroken][(i % 3) as usize];
+                        pool.manager().panic_once(method);
+                    }
                     // Every seventh checkout is cancelled by a short deadline.
                     let deadline =
                         if (t + i) % 7 == 0 { Duration::from_micros(50) } else { Duration::from_secs(5) };
@@ -69,5 +88,31 @@ async fn a_storm_with_faults_keeps_every_invariant() {
     let status = pool.status();
     assert_eq!((status.in_use, status.waiting), (0, 0), "{status}");
     assert_eq!(status.size as u64, manager.open(), "{status}");
-    println!("{}", pool.metrics());
+    let metrics = pool.metrics();
+    assert!(metrics.manager_panics > 0, "{metrics}");
+    println!("{metrics}");
+    // Close while a few connections are still out, returned from other tasks meanwhile.
+    let held: Vec<_> = futures_util_join(&pool, 4).await;
+    let returners: Vec<_> = held
+        .into_iter()
+        .map(|conn| {
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                drop(conn);
+            })
+        })
+        .collect();
+    assert_eq!(pool.close(Duration::from_secs(5)).await, Ok(()));
+    for r in returners {
+        r.await.unwrap();
+    }
+    assert_eq!(manager.open(), 0, "closed pool, no connection left");
+}
+
+async fn futures_util_join(pool: &connpool::Pool<SimManager>, n: usize) -> Vec<connpool::Conn<SimManager>> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(pool.get().await.expect("the pool serves after the storm"));
+    }
+    conns
 }
