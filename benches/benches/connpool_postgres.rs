@@ -114,5 +114,67 @@ where
     }
 }
 
-criterion_group!(benches, postgres);
+/// `connpool-postgres-tls`: the same workload over TLS (rustls) to the TLS-only server of
+/// `scripts/servers.sh`, ours beside deadpool-postgres with the same connector.
+fn postgres_tls(c: &mut Criterion) {
+    let (Ok(url), Ok(ca)) = (std::env::var("PG_TLS_URL"), std::env::var("TLS_CA_FILE")) else {
+        eprintln!("connpool-postgres-tls skipped: PG_TLS_URL is not set (run through scripts/servers.sh)");
+        return;
+    };
+    let tls = connpool::tls_client_config(connpool::tls_roots(&std::fs::read(ca).unwrap()).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut group = c.benchmark_group("connpool-postgres-tls");
+    group.sample_size(30);
+    for size in [4usize, 16] {
+        for tasks in [16usize, 64] {
+            let param = format!("{size}x{tasks}");
+            group.throughput(Throughput::Elements((tasks * QUERIES_PER_TASK) as u64));
+
+            let ours = Arc::new(rt.block_on(async {
+                connpool::Pool::builder(connpool::postgres::PgManager::rustls(&url, tls.clone()).unwrap())
+                    .configure(|c| {
+                        c.min_size = size;
+                        c.max_size = size;
+                    })
+                    .build()
+                    .await
+                    .unwrap()
+            }));
+            group.bench_function(BenchmarkId::new("ours", &param), |b| {
+                b.iter(|| {
+                    let shared = ours.clone();
+                    rt.block_on(run(tasks, move |_| {
+                        let pool = shared.clone();
+                        async move {
+                            let conn = pool.get().await.unwrap();
+                            conn.simple_query("SELECT 1").await.unwrap();
+                        }
+                    }))
+                })
+            });
+
+            let deadpool = {
+                let pg: tokio_postgres::Config = url.parse().unwrap();
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone());
+                let manager = deadpool_postgres::Manager::new(pg, connector);
+                Arc::new(deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap())
+            };
+            group.bench_function(BenchmarkId::new("deadpool", &param), |b| {
+                b.iter(|| {
+                    let shared = deadpool.clone();
+                    rt.block_on(run(tasks, move |_| {
+                        let pool = shared.clone();
+                        async move {
+                            let conn = pool.get().await.unwrap();
+                            conn.simple_query("SELECT 1").await.unwrap();
+                        }
+                    }))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, postgres, postgres_tls);
 criterion_main!(benches);

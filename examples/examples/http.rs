@@ -1,5 +1,6 @@
 //! An HTTP/1.1 connection pool to one origin: a small hyper server on loopback, and 32 tasks
-//! calling it through the pool.
+//! calling it through an `HttpClient` over the pool (which fills in the Host header and holds
+//! each connection until its response body has been read).
 //!
 //! `cargo run --release --example http`
 
@@ -7,9 +8,9 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use bytes::Bytes;
-use connpool::http::HttpManager;
+use connpool::http::{HttpClient, HttpManager};
 use connpool::{Config, Pool};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
@@ -38,17 +39,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.min_size = 2;
     config.max_size = 8;
     let pool = Pool::builder(HttpManager::new(addr.to_string())).config(config).build().await?;
+    let client = HttpClient::new(pool.clone());
     let started = Instant::now();
     let tasks: Vec<_> = (0..32)
         .map(|task| {
-            let pool = pool.clone();
+            let client = client.clone();
             tokio::spawn(async move {
                 for i in 0..50 {
-                    let mut conn = pool.get().await?;
-                    let request = Request::get(format!("/{task}/{i}"))
-                        .header("host", "localhost")
-                        .body(Full::default())?;
-                    let body = conn.send_request(request).await?.into_body().collect().await?.to_bytes();
+                    let request = Request::get(format!("/{task}/{i}")).body(Empty::<Bytes>::new())?;
+                    let body = client.send(request).await?.into_body().collect().await?.to_bytes();
                     assert_eq!(body, format!("/{task}/{i}"));
                 }
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())

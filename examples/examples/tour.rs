@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use bounded_cache::Cache;
 use bytes::Bytes;
-use connpool::http::HttpManager;
+use connpool::http::{HttpClient, HttpManager};
 use connpool::postgres::PgManager;
 use connpool::{Config, Pool};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use rand::SeedableRng;
@@ -65,7 +65,7 @@ impl Parser {
 
 /// Where misses are loaded from.
 enum Backend {
-    Http(Pool<HttpManager>),
+    Http(HttpClient),
     Postgres(Pool<PgManager>),
 }
 
@@ -74,11 +74,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 impl Backend {
     async fn fetch(&self, id: u64) -> Result<Bytes, BoxError> {
         match self {
-            Backend::Http(pool) => {
-                let mut conn = pool.get().await?;
-                let request =
-                    Request::get(format!("/items/{id}")).header("host", "backend").body(Full::default())?;
-                let response = conn.send_request(request).await?;
+            Backend::Http(client) => {
+                // The client fills in the Host header and holds the connection until the body is read.
+                let response =
+                    client.send(Request::get(format!("/items/{id}")).body(Empty::<Bytes>::new())?).await?;
                 let body = response.into_body().collect().await?.to_bytes();
                 // The body may be a slice of a larger read buffer, which the cache would keep alive
                 // while counting only the slice: cache a copy of exactly its bytes.
@@ -99,7 +98,7 @@ impl Backend {
 
     fn status(&self) -> (connpool::Status, connpool::Metrics) {
         match self {
-            Backend::Http(p) => (p.status(), p.metrics()),
+            Backend::Http(c) => (c.pool().status(), c.pool().metrics()),
             Backend::Postgres(p) => (p.status(), p.metrics()),
         }
     }
@@ -188,19 +187,21 @@ async fn main() -> Result<(), BoxError> {
 
     // connpool: the backend's connections.
     let mut pool_config = Config::api();
+    pool_config.name = Some("backend".into());
     pool_config.min_size = 4;
     pool_config.max_size = 32;
     let backend = Arc::new(match &database_url {
         Some(url) => {
-            println!("backend: PostgreSQL at {url}");
+            // Never print a secret: the URL's password (if any) reads `***`.
+            println!("backend: PostgreSQL at {}", connpool::redact_url(url));
             Backend::Postgres(Pool::builder(PgManager::new(url)?).config(pool_config).build().await?)
         }
         None => {
             let addr = start_backend().await?;
             println!("backend: HTTP on {addr} (2-6 ms per request, 0.5% of requests drop the connection)");
-            Backend::Http(
+            Backend::Http(HttpClient::new(
                 Pool::builder(HttpManager::new(addr.to_string())).config(pool_config).build().await?,
-            )
+            ))
         }
     });
 

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::core::{Core, Limits};
 use crate::engine::{Handle, Inner, deadline_timer};
 use crate::error::BuildError;
+use crate::hooks::{Hook, Hooks};
 use crate::manager::Manager;
 use crate::pool::Pool;
 
@@ -16,11 +17,33 @@ use crate::pool::Pool;
 pub struct Builder<M: Manager> {
     manager: M,
     config: Config,
+    hooks: Hooks<M::Connection>,
 }
 
 impl<M: Manager> Builder<M> {
     pub(crate) fn new(manager: M) -> Self {
-        Self { manager, config: Config::default() }
+        Self { manager, config: Config::default(), hooks: Hooks::default() }
+    }
+
+    /// Runs `hook` on every new connection before it joins the pool (session setup). A failure
+    /// fails the connection attempt with [`ConnectError::Hook`](crate::ConnectError::Hook).
+    pub fn after_connect(mut self, hook: Hook<M::Connection>) -> Self {
+        self.hooks.after_connect = Some(hook);
+        self
+    }
+
+    /// Runs `hook` on a connection before a checkout gets it. A failure closes the connection
+    /// and fails the checkout with [`PoolError::Hook`](crate::PoolError::Hook).
+    pub fn before_checkout(mut self, hook: Hook<M::Connection>) -> Self {
+        self.hooks.before_checkout = Some(hook);
+        self
+    }
+
+    /// Runs `hook` on every connection that comes back, before it is reused (a recycle step such
+    /// as `ROLLBACK` or `DISCARD ALL`), in a task of its own. A failure closes the connection.
+    pub fn after_return(mut self, hook: Hook<M::Connection>) -> Self {
+        self.hooks.after_return = Some(hook);
+        self
     }
 
     /// Uses `config` (a profile, with any overrides).
@@ -79,7 +102,7 @@ impl<M: Manager> Builder<M> {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn build_lazy(self) -> Result<Pool<M>, BuildError<M::Error>> {
-        let Self { manager, config } = self;
+        let Self { manager, config, hooks } = self;
         config.validate()?;
         let limits = Limits {
             min_size: config.min_size,
@@ -87,7 +110,7 @@ impl<M: Manager> Builder<M> {
             max_connecting: config.max_connecting,
             fail_fast: config.fail_fast,
         };
-        let inner = Arc::new(Inner::new(manager, config, Core::new(limits)));
+        let inner = Arc::new(Inner::new(manager, config, Core::new(limits), hooks));
         tokio::spawn(crate::maintenance::run(Arc::clone(&inner)));
         tokio::spawn(deadline_timer(Arc::clone(&inner)));
         Ok(Pool::from_handle(Handle { inner }))

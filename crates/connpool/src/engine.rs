@@ -32,6 +32,7 @@ use crate::backoff::{jitter, shortened};
 use crate::config::Config;
 use crate::core::{Core, Followup, Pooled};
 use crate::error::{ConnectError, PoolError};
+use crate::hooks::{HookError, HookStage, Hooks};
 use crate::leak::LeakRegistry;
 use crate::manager::{self, Failure, Manager};
 use crate::metrics::{Counters, Reason, Status};
@@ -54,6 +55,7 @@ pub(crate) struct Inner<M: Manager> {
     pub(crate) deadline_timer: Notify,
     pub(crate) shutdown: Shutdown,
     pub(crate) leaks: LeakRegistry,
+    pub(crate) hooks: Hooks<M::Connection>,
 }
 
 /// The one handle every [`Pool`](crate::Pool) clone shares: dropping the last closes the pool.
@@ -94,18 +96,25 @@ impl Shutdown {
 }
 
 impl<M: Manager> Inner<M> {
-    pub(crate) fn new(manager: M, config: Config, core: CoreOf<M>) -> Self {
+    pub(crate) fn new(manager: M, config: Config, core: CoreOf<M>, hooks: Hooks<M::Connection>) -> Self {
         Self {
             manager,
             core,
-            counters: Counters::new(),
+            counters: Counters::new(config.name.as_deref().unwrap_or("default").into()),
             next_id: AtomicU64::new(0),
             drained: Notify::new(),
             deadline_timer: Notify::new(),
             shutdown: Shutdown::default(),
             leaks: LeakRegistry::new(config.leak_detection_threshold.is_some()),
+            hooks,
             config,
         }
+    }
+
+    /// A hook failed (counted and logged).
+    pub(crate) fn hook_failed(&self, error: &HookError) {
+        Counters::bump(&self.counters.hook_failures);
+        tracing::warn!(%error, "a connection hook failed");
     }
 
     /// Closes the pool: waiting and future checkouts fail, idle connections close now and
@@ -190,10 +199,13 @@ impl<M: Manager> Inner<M> {
         loop {
             let error =
                 match tokio::time::timeout(config.connect_timeout, manager::connect(&self.manager)).await {
-                    Ok(Ok(conn)) => {
-                        Counters::bump(&self.counters.created);
-                        return Ok(self.new_pooled(conn));
-                    }
+                    Ok(Ok(mut conn)) => match self.set_up(&mut conn).await {
+                        Ok(()) => {
+                            Counters::bump(&self.counters.created);
+                            return Ok(self.new_pooled(conn));
+                        }
+                        Err(error) => ConnectError::Hook(error),
+                    },
                     Ok(Err(Failure::Error(error))) => ConnectError::Backend(error),
                     Ok(Err(Failure::Panicked(message))) => {
                         Counters::bump(&self.counters.manager_panics);
@@ -215,6 +227,12 @@ impl<M: Manager> Inner<M> {
                 }
             }
         }
+    }
+
+    /// Runs the after-connect hook, if any, on a new connection.
+    async fn set_up(&self, conn: &mut M::Connection) -> Result<(), HookError> {
+        let Some(hook) = &self.hooks.after_connect else { return Ok(()) };
+        hook.run(HookStage::AfterConnect, conn).await.inspect_err(|error| self.hook_failed(error))
     }
 
     /// Runs the manager's validation with the validation timeout; a connection that passes is
@@ -260,6 +278,56 @@ impl<M: Manager> Inner<M> {
             return;
         }
         pooled.last_used = now;
+        if self.hooks.after_return.is_some() {
+            // Recycled in a task of its own, then put back; counted as in use meanwhile. With no
+            // runtime to run it on (a connection dropped after the runtime), it is closed.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let inner = Arc::clone(self);
+                tokio::spawn(async move { inner.recycle(pooled).await });
+            } else {
+                let followup = self.core.closed_one();
+                self.close(pooled, Reason::HookFailed);
+                self.follow(followup, Reason::HookFailed);
+            }
+            return;
+        }
+        self.put_back(pooled);
+    }
+
+    /// Runs the after-return hook on a returned connection, then puts it back (or closes it if
+    /// the hook failed). Stopped at shutdown, it closes the connection.
+    async fn recycle(self: Arc<Self>, pooled: Pooled<M::Connection>) {
+        let Some(hook) = self.hooks.after_return.clone() else { return self.put_back(pooled) };
+        let mut recycling = Recycling { inner: &self, pooled: Some(pooled) };
+        let run = async {
+            let conn = &mut recycling.pooled.as_mut().expect("present until settled").conn;
+            hook.run(HookStage::AfterReturn, conn).await
+        };
+        let shutdown = self.shutdown.wait();
+        let outcome = tokio::select! {
+            biased;
+            () = shutdown => None,
+            outcome = run => Some(outcome),
+        };
+        match outcome {
+            Some(Ok(())) => {
+                let pooled = recycling.pooled.take().expect("present until settled");
+                self.put_back(pooled);
+            }
+            Some(Err(error)) => {
+                self.hook_failed(&error);
+                let pooled = recycling.pooled.take().expect("present until settled");
+                let followup = self.core.closed_one();
+                self.close(pooled, Reason::HookFailed);
+                self.follow(followup, Reason::HookFailed);
+            }
+            // The guard closes it.
+            None => {}
+        }
+    }
+
+    /// Puts a connection back in the pool (or closes it if the pool is closed or over its size).
+    fn put_back(self: &Arc<Self>, pooled: Pooled<M::Connection>) {
         let followup = self.core.put_back(pooled);
         if followup.close.is_some() {
             let reason = if self.core.counts().closed { Reason::PoolClosed } else { Reason::Resize };
@@ -300,6 +368,22 @@ impl<M: Manager> Inner<M> {
     /// are not all checked together.
     fn next_check(&self, now: Instant) -> Option<Instant> {
         self.config.health_check_interval.and_then(|every| now.checked_add(jitter(every, 0.2)))
+    }
+}
+
+/// A returned connection being recycled; dropped unsettled (at shutdown), it is closed.
+struct Recycling<'a, M: Manager> {
+    inner: &'a Arc<Inner<M>>,
+    pooled: Option<Pooled<M::Connection>>,
+}
+
+impl<M: Manager> Drop for Recycling<'_, M> {
+    fn drop(&mut self) {
+        if let Some(pooled) = self.pooled.take() {
+            let followup = self.inner.core.closed_one();
+            self.inner.close(pooled, Reason::PoolClosed);
+            self.inner.follow(followup, Reason::PoolClosed);
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hooks::HookError;
 use crate::metrics::Status;
 
 /// Why a checkout failed. `E` is the manager's error type.
@@ -24,6 +25,8 @@ pub enum PoolError<E> {
     Connect(Arc<ConnectError<E>>),
     /// The pool was closed.
     Closed,
+    /// The before-checkout hook failed on the connection this checkout got (which was closed).
+    Hook(HookError),
 }
 
 impl<E: Error> fmt::Display for PoolError<E> {
@@ -38,6 +41,7 @@ impl<E: Error> fmt::Display for PoolError<E> {
             }
             Self::Connect(error) => write!(f, "connecting to the backend failed: {error}"),
             Self::Closed => f.write_str("the pool is closed"),
+            Self::Hook(error) => write!(f, "preparing the connection for checkout failed: {error}"),
         }
     }
 }
@@ -46,6 +50,7 @@ impl<E: Error + 'static> Error for PoolError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Timeout { last_error: Some(error), .. } | Self::Connect(error) => Some(&**error),
+            Self::Hook(error) => Some(error),
             _ => None,
         }
     }
@@ -61,6 +66,8 @@ pub enum ConnectError<E> {
     Timeout(Duration),
     /// The manager's `connect` panicked (with this message); the pool contained it.
     Panicked(String),
+    /// The connection was made, but the after-connect hook failed on it.
+    Hook(HookError),
 }
 
 impl<E: Error> fmt::Display for ConnectError<E> {
@@ -79,6 +86,7 @@ impl<E: Error> fmt::Display for ConnectError<E> {
             }
             Self::Timeout(after) => write!(f, "connecting timed out after {after:?}"),
             Self::Panicked(message) => write!(f, "the manager panicked while connecting: {message}"),
+            Self::Hook(error) => write!(f, "{error}"),
         }
     }
 }
@@ -87,6 +95,7 @@ impl<E: Error + 'static> Error for ConnectError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Backend(error) => Some(error),
+            Self::Hook(error) => error.source(),
             Self::Timeout(_) | Self::Panicked(_) => None,
         }
     }

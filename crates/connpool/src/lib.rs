@@ -7,8 +7,10 @@ mod builder;
 mod config;
 mod conn;
 mod core;
+mod credentials;
 mod engine;
 mod error;
+mod hooks;
 #[cfg(feature = "http")]
 pub mod http;
 mod leak;
@@ -22,15 +24,21 @@ pub mod postgres;
 pub mod redis;
 pub mod sim;
 mod sync;
+#[cfg(feature = "rustls")]
+mod tls;
 
 pub use backoff::RetryPolicy;
 pub use builder::Builder;
 pub use config::{Config, Profile};
 pub use conn::Conn;
+pub use credentials::{CredentialProvider, Credentials, CredentialsFuture, Secret, redact_url};
 pub use error::{BuildError, CloseError, ConfigError, ConnectError, PoolError};
+pub use hooks::{BoxError, Hook, HookError, HookFuture, HookStage};
 pub use manager::Manager;
 pub use metrics::{Closed, Metrics, Status};
 pub use pool::Pool;
+#[cfg(feature = "rustls")]
+pub use tls::{TlsError, tls_client_config, tls_native_roots, tls_roots};
 
 /// The pool's state machine, exposed for the loom models in `tests/loom.rs`.
 #[cfg(connpool_loom)]

@@ -57,7 +57,10 @@ pub(crate) async fn tick<M: Manager>(inner: &Arc<Inner<M>>) {
         inner.counters.leaks_reported.fetch_add(reported, Ordering::Relaxed);
     }
     #[cfg(feature = "metrics")]
-    crate::metrics::Status::from_counts(inner.core.counts()).publish();
+    inner
+        .counters
+        .snapshot(crate::metrics::Status::from_counts(inner.core.counts()))
+        .publish(&inner.counters.name);
 }
 
 async fn health_check<M: Manager>(inner: &Arc<Inner<M>>, pooled: Pooled<M::Connection>) {

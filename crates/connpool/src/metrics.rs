@@ -82,6 +82,8 @@ pub struct Closed {
     /// Checked out by a checkout that was cancelled during its pre-ping (a request/response
     /// connection with an unread reply).
     pub cancelled: u64,
+    /// A before-checkout or after-return hook failed, timed out or panicked on it.
+    pub hook_failed: u64,
 }
 
 impl Closed {
@@ -95,6 +97,7 @@ impl Closed {
             + self.pool_closed
             + self.detached
             + self.cancelled
+            + self.hook_failed
     }
 }
 
@@ -129,6 +132,8 @@ pub struct Metrics {
     /// Calls into the manager that panicked (contained: the pool's accounting and maintenance
     /// went on).
     pub manager_panics: u64,
+    /// Lifecycle hooks that failed, timed out or panicked, at any stage.
+    pub hook_failures: u64,
 }
 
 impl fmt::Display for Metrics {
@@ -232,9 +237,13 @@ pub(crate) struct Counters {
     pub(crate) closed_pool: AtomicU64,
     pub(crate) closed_detached: AtomicU64,
     pub(crate) closed_cancelled: AtomicU64,
+    pub(crate) closed_hook: AtomicU64,
     pub(crate) leaks_reported: AtomicU64,
     pub(crate) manager_panics: AtomicU64,
+    pub(crate) hook_failures: AtomicU64,
     pub(crate) waits: Mutex<Histogram>,
+    /// The pool's name, for metric labels and spans.
+    pub(crate) name: std::sync::Arc<str>,
 }
 
 /// Why a connection was closed.
@@ -248,11 +257,13 @@ pub(crate) enum Reason {
     PoolClosed,
     Detached,
     Cancelled,
+    HookFailed,
 }
 
 impl Counters {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(name: std::sync::Arc<str>) -> Self {
         Self {
+            name,
             checkouts: AtomicU64::new(0),
             created: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
@@ -265,8 +276,10 @@ impl Counters {
             closed_pool: AtomicU64::new(0),
             closed_detached: AtomicU64::new(0),
             closed_cancelled: AtomicU64::new(0),
+            closed_hook: AtomicU64::new(0),
             leaks_reported: AtomicU64::new(0),
             manager_panics: AtomicU64::new(0),
+            hook_failures: AtomicU64::new(0),
             waits: Mutex::new(Histogram::new()),
         }
     }
@@ -285,13 +298,15 @@ impl Counters {
             Reason::PoolClosed => &self.closed_pool,
             Reason::Detached => &self.closed_detached,
             Reason::Cancelled => &self.closed_cancelled,
+            Reason::HookFailed => &self.closed_hook,
         });
     }
 
     pub(crate) fn record_wait(&self, wait: Duration) {
         self.waits.lock().record(wait);
         #[cfg(feature = "metrics")]
-        metrics::histogram!("connpool_wait_seconds").record(wait.as_secs_f64());
+        metrics::histogram!("connpool_wait_seconds", "pool" => self.name.to_string())
+            .record(wait.as_secs_f64());
     }
 
     pub(crate) fn snapshot(&self, status: Status) -> Metrics {
@@ -310,6 +325,7 @@ impl Counters {
                 pool_closed: load(&self.closed_pool),
                 detached: load(&self.closed_detached),
                 cancelled: load(&self.closed_cancelled),
+                hook_failed: load(&self.closed_hook),
             },
             connect_failures: load(&self.connect_failures),
             timeouts: load(&self.timeouts),
@@ -320,22 +336,54 @@ impl Counters {
             wait_max: waits.max(),
             leaks_reported: load(&self.leaks_reported),
             manager_panics: load(&self.manager_panics),
+            hook_failures: load(&self.hook_failures),
         }
     }
 }
 
 #[cfg(feature = "metrics")]
-impl Status {
-    /// Publishes the state as `metrics` gauges: `connpool_size`, `connpool_active`,
-    /// `connpool_idle`, `connpool_waiting` and `connpool_connecting`. Wait times are recorded
-    /// as they happen in the histogram `connpool_wait_seconds`. The pool's maintenance task
-    /// calls this on every tick.
-    pub fn publish(&self) {
-        metrics::gauge!("connpool_size").set(self.size as f64);
-        metrics::gauge!("connpool_active").set(self.in_use as f64);
-        metrics::gauge!("connpool_idle").set(self.idle as f64);
-        metrics::gauge!("connpool_waiting").set(self.waiting as f64);
-        metrics::gauge!("connpool_connecting").set(self.connecting as f64);
+impl Metrics {
+    /// Publishes the snapshot through the `metrics` crate, every series labelled
+    /// `pool = <pool>`: gauges `connpool_size`, `connpool_active`, `connpool_idle`,
+    /// `connpool_waiting`, `connpool_connecting`, and counters (absolute) `connpool_checkouts`,
+    /// `connpool_created`, `connpool_closed` (also labelled `reason`), `connpool_connect_failures`,
+    /// `connpool_timeouts`, `connpool_manager_panics`, `connpool_hook_failures`. Wait times are
+    /// recorded as they happen in the histogram `connpool_wait_seconds`. The pool's maintenance
+    /// task publishes its own metrics on every tick.
+    pub fn publish(&self, pool: &str) {
+        let pool = pool.to_string();
+        let status = &self.status;
+        let gauge = |name: &'static str, value: usize| {
+            metrics::gauge!(name, "pool" => pool.clone()).set(value as f64);
+        };
+        gauge("connpool_size", status.size);
+        gauge("connpool_active", status.in_use);
+        gauge("connpool_idle", status.idle);
+        gauge("connpool_waiting", status.waiting);
+        gauge("connpool_connecting", status.connecting);
+        let counter = |name: &'static str, value: u64| {
+            metrics::counter!(name, "pool" => pool.clone()).absolute(value);
+        };
+        counter("connpool_checkouts", self.checkouts);
+        counter("connpool_created", self.created);
+        counter("connpool_connect_failures", self.connect_failures);
+        counter("connpool_timeouts", self.timeouts);
+        counter("connpool_manager_panics", self.manager_panics);
+        counter("connpool_hook_failures", self.hook_failures);
+        let closed = &self.closed;
+        for (reason, value) in [
+            ("idle_timeout", closed.idle_timeout),
+            ("lifetime", closed.lifetime),
+            ("broken", closed.broken),
+            ("failed_validation", closed.failed_validation),
+            ("resize", closed.resize),
+            ("pool_closed", closed.pool_closed),
+            ("detached", closed.detached),
+            ("cancelled", closed.cancelled),
+            ("hook_failed", closed.hook_failed),
+        ] {
+            metrics::counter!("connpool_closed", "pool" => pool.clone(), "reason" => reason).absolute(value);
+        }
     }
 }
 

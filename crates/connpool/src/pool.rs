@@ -9,6 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::builder::Builder;
 use crate::config::Config;
@@ -16,6 +17,7 @@ use crate::conn::Conn;
 use crate::core::{Checkout, Grant, Waiter};
 use crate::engine::{Handle, Inner};
 use crate::error::{CloseError, ConnectError, PoolError};
+use crate::hooks::HookStage;
 use crate::manager::Manager;
 use crate::metrics::{Counters, Metrics, Reason, Status};
 
@@ -99,8 +101,16 @@ impl<M: Manager> Pool<M> {
                         inner.deadline_timer.notify_one();
                     }
                     inner.spawn_connects(connect);
+                    // A span for the wait only: the fast path creates none.
+                    let span = tracing::debug_span!(
+                        "connpool.checkout_wait",
+                        pool = %inner.counters.name,
+                        waited_us = tracing::field::Empty,
+                    );
                     // No timer of its own: the pool's deadline timer grants `TimedOut`.
-                    match (WaitGrant { inner, waiter: Some(waiter) }).await {
+                    let grant = WaitGrant { inner, waiter: Some(waiter) }.instrument(span.clone()).await;
+                    span.record("waited_us", started.elapsed().as_micros() as u64);
+                    match grant {
                         Grant::Conn(pooled) => {
                             inner.counters.record_wait(started.elapsed());
                             pooled
@@ -131,6 +141,17 @@ impl<M: Manager> Pool<M> {
                 }
                 conn.keep_on_drop();
             }
+            if let Some(hook) = &inner.hooks.before_checkout {
+                if !inner.manager.cancel_safe() {
+                    conn.close_on_drop(Reason::Cancelled);
+                }
+                if let Err(error) = hook.run(HookStage::BeforeCheckout, &mut conn.pooled_mut().conn).await {
+                    inner.hook_failed(&error);
+                    conn.close_on_drop(Reason::HookFailed);
+                    return Err(PoolError::Hook(error));
+                }
+                conn.keep_on_drop();
+            }
             Counters::bump(&inner.counters.checkouts);
             return Ok(conn);
         }
@@ -149,6 +170,11 @@ impl<M: Manager> Pool<M> {
     /// The pool's configuration (sizes as built; see [`status`](Self::status) after a resize).
     pub fn config(&self) -> &Config {
         &self.inner().config
+    }
+
+    /// The pool's name (its `Config::name`, or `"default"`).
+    pub fn name(&self) -> &str {
+        &self.inner().counters.name
     }
 
     /// The manager.

@@ -11,7 +11,7 @@ use connpool::{BuildError, Config, ConfigError, ConnectError, Pool, PoolError, R
 #[test]
 fn profiles_match_the_service_configurations() {
     let api = Config::api();
-    assert_eq!((api.min_size, api.max_size), (20, 100));
+    assert_eq!((api.min_size, api.max_size), (5, 20));
     assert_eq!(api.idle_timeout, Some(Duration::from_secs(300)));
     assert_eq!(api.checkout_timeout, Duration::from_secs(5));
     assert_eq!(
@@ -24,17 +24,20 @@ fn profiles_match_the_service_configurations() {
     );
     assert_eq!(api.health_check_interval, Some(Duration::from_secs(60)));
     let worker = Config::worker();
-    assert_eq!((worker.min_size, worker.max_size, worker.checkout_timeout), (5, 30, Duration::from_secs(10)));
+    assert_eq!((worker.min_size, worker.max_size, worker.checkout_timeout), (2, 10, Duration::from_secs(10)));
     assert_eq!(worker.retry, RetryPolicy::Linear { delay: Duration::from_secs(1), max_retries: 5 });
     assert_eq!(worker.idle_timeout, Some(Duration::from_secs(600)));
     let realtime = Config::realtime();
-    assert_eq!((realtime.min_size, realtime.max_size), (50, 200));
+    assert_eq!((realtime.min_size, realtime.max_size), (10, 30));
     assert_eq!(
         (realtime.checkout_timeout, realtime.retry, realtime.pre_ping),
         (Duration::from_secs(1), RetryPolicy::None, true)
     );
+    // Every profile at full load leaves a stock PostgreSQL (100 connections, 3 reserved for
+    // superusers) room for at least three replicas.
     for config in [api, worker, realtime, Config::default()] {
         config.validate().unwrap();
+        assert!(3 * config.max_size <= 97, "{config:?}");
     }
 }
 

@@ -31,3 +31,14 @@ pub fn run_control(command: &str) {
     let status = std::process::Command::new(command).status().expect("running a server control command");
     assert!(status.success(), "{command} failed: {status}");
 }
+
+/// Runs a server control command exported by `scripts/servers.sh` with one argument (a port, for
+/// the cluster node starter) and checks that it succeeded.
+///
+/// # Panics
+/// If the command cannot run or fails.
+pub fn run_control_with(command: &str, arg: &str) {
+    let status =
+        std::process::Command::new(command).arg(arg).status().expect("running a server control command");
+    assert!(status.success(), "{command} {arg} failed: {status}");
+}

@@ -273,10 +273,10 @@ where
             listener: parking_lot::Mutex::new(None),
         });
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
-        let client = inner.pool.manager().client().clone();
+        let manager = inner.pool.manager().clone();
         let task = tokio::spawn(listen(
             Arc::downgrade(&inner),
-            client,
+            manager,
             inner.channel.clone(),
             inner.instance,
             subscribed_tx,
@@ -510,7 +510,7 @@ where
 /// announced keys from L1. Ends when the cache is dropped.
 async fn listen<V, C>(
     cache: Weak<Inner<V, C>>,
-    client: redis::Client,
+    manager: RedisManager,
     channel: String,
     instance: u64,
     subscribed: tokio::sync::oneshot::Sender<()>,
@@ -527,7 +527,7 @@ async fn listen<V, C>(
     let mut subscribed = Some(subscribed);
     let mut attempt = 0u32;
     loop {
-        if let Ok(mut pubsub) = client.get_async_pubsub().await
+        if let Ok(mut pubsub) = manager.pubsub().await
             && pubsub.subscribe(&channel).await.is_ok()
         {
             attempt = 0;

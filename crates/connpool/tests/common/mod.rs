@@ -36,7 +36,8 @@ pub async fn settle() {
     }
 }
 
-pub use testkit::{require_env, run_control};
+#[allow(unused_imports)]
+pub use testkit::{require_env, run_control, run_control_with};
 
 /// A loopback port with nothing listening on it.
 pub fn closed_port() -> u16 {
