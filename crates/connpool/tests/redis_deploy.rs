@@ -205,7 +205,7 @@ async fn a_sentinel_managed_master_is_followed_across_a_failover() {
         .unwrap();
     let () = redis::cmd("SENTINEL").arg("FAILOVER").arg(&master).query_async(&mut sconn).await.unwrap();
     let started = Instant::now();
-    loop {
+    let after = loop {
         let now: Vec<String> = redis::cmd("SENTINEL")
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(&master)
@@ -213,12 +213,27 @@ async fn a_sentinel_managed_master_is_followed_across_a_failover() {
             .await
             .unwrap();
         if now != before {
-            break;
+            break now;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "no failover happened");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Until the Sentinels demote the old master it still takes writes (Redis's own window);
+    // wait for it to become a replica.
+    let old = redis::Client::open(format!("redis://{}:{}", before[0], before[1])).unwrap();
+    loop {
+        // A new connection each time: a master drops its clients when it is demoted.
+        let role: Option<Vec<redis::Value>> = match old.get_multiplexed_async_connection().await {
+            Ok(mut conn) => redis::cmd("ROLE").query_async(&mut conn).await.ok(),
+            Err(_) => None,
+        };
+        if role.is_some_and(|role| role.first() == Some(&redis::Value::BulkString(b"slave".to_vec()))) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the old master was never demoted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Writes reach the new master: connections to the demoted one report READONLY, are closed,
+    // Writes reach the new master: connections to the demoted one get READONLY, are closed,
     // and the pool asks the Sentinels again.
     let mut first_ok = None;
     for i in 0..200 {
@@ -232,12 +247,14 @@ async fn a_sentinel_managed_master_is_followed_across_a_failover() {
     for i in 0..100 {
         set(100 + i).await.expect("every write succeeds once the pool follows the new master");
     }
-    let mut conn = pool.get().await.unwrap();
-    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut *conn).await.unwrap();
-    assert_eq!(
-        role.first(),
-        Some(&redis::Value::BulkString(b"master".to_vec())),
-        "connected to the new master"
-    );
+    for _ in 0..4 {
+        let mut conn = pool.get().await.unwrap();
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut *conn).await.unwrap();
+        assert!(
+            info.contains(&format!("tcp_port:{}", after[1])),
+            "a pooled connection still talks to the old master"
+        );
+    }
+    assert!(pool.metrics().closed.broken >= 1, "the demoted master's connections were closed");
     println!("first write on the new master {first_ok:?} after the failover started; {}", pool.metrics());
 }
