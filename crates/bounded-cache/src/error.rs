@@ -143,6 +143,8 @@ pub enum ConfigError {
     Shards(usize),
     /// A time to live of zero would expire every entry on insert.
     ZeroTtl,
+    /// A Redis tier's heartbeat interval or timeout of zero.
+    ZeroHeartbeat,
 }
 
 impl fmt::Display for ConfigError {
@@ -153,6 +155,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "shard count {n} is not a power of two from 1 to {}", crate::MAX_SHARDS)
             }
             ConfigError::ZeroTtl => f.write_str("a time to live must be longer than zero"),
+            ConfigError::ZeroHeartbeat => {
+                f.write_str("a heartbeat interval and timeout must be longer than zero")
+            }
         }
     }
 }

@@ -136,6 +136,11 @@ fn keys_are_short_and_stable() {
     assert_eq!(parts[..3], ["ai", "analysis", "v1"]);
     assert!(parts[3..].iter().all(|p| p.len() == 16 && p.chars().all(|c| c.is_ascii_hexdigit())));
     assert_eq!(KeyBuilder::new().raw("user").raw("42").build(), "user:42");
+    // Raw parts are escaped, so that where one part ends is never ambiguous.
+    let joined = |parts: &[&str]| parts.iter().fold(KeyBuilder::new(), |k, p| k.raw(p)).build();
+    assert_ne!(joined(&["a:b", "c"]), joined(&["a", "b:c"]));
+    assert_ne!(joined(&["a%3Ab"]), joined(&["a:b"]));
+    assert_ne!(joined(&["", "a"]), joined(&["a", ""]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,27 +108,6 @@ async fn a_manager_from_an_existing_client() {
     assert_eq!(pong, "PONG");
 }
 
-/// The address of one master of the cluster, from `CLUSTER NODES` on a seed.
-async fn a_master(seeds: &[&str]) -> (String, u16) {
-    for seed in seeds {
-        let Ok(client) = redis::Client::open(*seed) else { continue };
-        let Ok(mut conn) = client.get_multiplexed_async_connection().await else { continue };
-        let Ok(nodes): Result<String, _> = redis::cmd("CLUSTER").arg("NODES").query_async(&mut conn).await
-        else {
-            continue;
-        };
-        for line in nodes.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            if fields.len() > 2 && fields[2].contains("master") && !fields[2].contains("fail") {
-                let addr = fields[1].split('@').next().unwrap();
-                let (host, port) = addr.rsplit_once(':').unwrap();
-                return (host.to_string(), port.parse().unwrap());
-            }
-        }
-    }
-    panic!("no master found")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_serves_many_slots_exactly_and_survives_a_master_failover() {
     let (Some(urls), Some(restart)) =
@@ -144,10 +123,8 @@ async fn a_cluster_serves_many_slots_exactly_and_survives_a_master_failover() {
     assert_eq!(storm(&pool, &prefix, 16, 64, 3).await, (0, true));
 
     // Kill a master; its replica takes over after the node timeout (1 s).
-    let (host, port) = a_master(&seeds).await;
-    let victim = redis::Client::open(format!("redis://{host}:{port}")).unwrap();
-    let mut conn = victim.get_multiplexed_async_connection().await.unwrap();
-    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query_async::<()>(&mut conn).await;
+    let (host, port) = testkit::redis_cluster_master(&seeds).await;
+    testkit::redis_shutdown(&host, port).await;
     let killed = Instant::now();
     // Requests during the failover window may fail; once it is over, none may.
     let mut last_failure = None;

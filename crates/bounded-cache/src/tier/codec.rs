@@ -1,22 +1,45 @@
-//! How values are stored in Redis: a serde codec, lz4 compression above a threshold, and a small
-//! envelope that lets a reader reject what it did not write.
+//! How values are stored in Redis: a serde codec, lz4 compression above a threshold, an optional
+//! MAC, and a small envelope that lets a reader reject what it did not write.
 //!
 //! ```text
 //! byte 0    0xBC (magic)
 //! byte 1    envelope version (1)
 //! byte 2    codec id (1 MessagePack, 2 JSON, others for custom codecs)
-//! byte 3    flags: bit 0 = payload is lz4-compressed (block format, length prepended)
+//! byte 3    flags: bit 0 = payload is lz4-compressed (block format, u32 length prepended)
+//!                  bit 1 = a MAC ends the value
 //! byte 4..  payload
+//! last 32   with bit 1: HMAC-SHA256 over every byte before it, under the tier's shared key
 //! ```
+//!
+//! **Hostile input.** Redis is shared: a buggy or hostile writer controls what a reader finds.
+//! A reader never allocates more than `max_value` for a value: the tier reads at most
+//! `max_value` + [`OVERHEAD`] bytes from Redis (`GETRANGE`, so a 100 MiB string costs what the
+//! limit allows), a plain payload above `max_value` is refused, and a compressed one is refused
+//! before decompression if its stated size is above `max_value` or above what its compressed
+//! bytes can expand to (lz4 expands at most 255 times). With a MAC key, a value that is not
+//! signed with it is refused, so that a writer without the key cannot poison every instance's
+//! L1. Each refusal is a counted corrupt miss.
 
 use std::fmt;
+use std::sync::Arc;
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Sha256;
 
 const MAGIC: u8 = 0xBC;
 const VERSION: u8 = 1;
 const COMPRESSED: u8 = 1;
+const SIGNED: u8 = 2;
+const HEADER: usize = 4;
+const MAC_LEN: usize = 32;
+/// The most bytes an envelope adds to a payload: the header, lz4's length, a MAC.
+pub(crate) const OVERHEAD: usize = HEADER + 4 + MAC_LEN;
+/// lz4's largest expansion: a decompressed size above this many times the input is a lie.
+const LZ4_MAX_RATIO: usize = 255;
+
+type HmacSha256 = Hmac<Sha256>;
 
 /// Turns values into bytes and back.
 pub trait Codec<V>: Send + Sync + 'static {
@@ -69,7 +92,7 @@ impl<V: Serialize + DeserializeOwned> Codec<V> for Json {
     }
 }
 
-/// A value that could not be encoded or decoded.
+/// A value that could not be encoded, decoded or trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodecError(pub String);
 
@@ -81,26 +104,56 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
-/// Wraps an encoded value, compressing it when it is larger than `compress_above` bytes and
-/// compression helps.
-pub(crate) fn seal(codec_id: u8, payload: Vec<u8>, compress_above: usize) -> Vec<u8> {
-    if payload.len() > compress_above {
-        let compressed = lz4_flex::compress_prepend_size(&payload);
-        if compressed.len() < payload.len() {
-            return [&[MAGIC, VERSION, codec_id, COMPRESSED][..], &compressed].concat();
-        }
+/// The shared secret values are signed with.
+#[derive(Clone)]
+pub(crate) struct MacKey(Arc<[u8]>);
+
+impl MacKey {
+    pub(crate) fn new(key: Vec<u8>) -> Self {
+        Self(key.into())
     }
-    [&[MAGIC, VERSION, codec_id, 0][..], &payload].concat()
+
+    fn mac(&self) -> HmacSha256 {
+        <HmacSha256 as KeyInit>::new_from_slice(&self.0).expect("HMAC takes a key of any length")
+    }
 }
 
-/// Unwraps a stored value, refusing foreign or damaged bytes and decompressed sizes above
-/// `max_value`.
-pub(crate) fn open(
+impl fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MacKey(***)")
+    }
+}
+
+/// Wraps an encoded value, compressing it when it is larger than `compress_above` bytes and
+/// compression helps, and signing it with `key`.
+pub(crate) fn seal(codec_id: u8, payload: Vec<u8>, compress_above: usize, key: Option<&MacKey>) -> Vec<u8> {
+    let mut flags = if key.is_some() { SIGNED } else { 0 };
+    let mut out = Vec::with_capacity(HEADER + payload.len() + MAC_LEN);
+    let compressed = (payload.len() > compress_above)
+        .then(|| lz4_flex::compress_prepend_size(&payload))
+        .filter(|compressed| compressed.len() < payload.len());
+    if compressed.is_some() {
+        flags |= COMPRESSED;
+    }
+    out.extend_from_slice(&[MAGIC, VERSION, codec_id, flags]);
+    out.extend_from_slice(compressed.as_deref().unwrap_or(&payload));
+    if let Some(key) = key {
+        let mut mac = key.mac();
+        mac.update(&out);
+        out.extend_from_slice(&mac.finalize().into_bytes());
+    }
+    out
+}
+
+/// Unwraps a stored value, refusing foreign, damaged, unsigned (when `key` is set) and
+/// oversized values before allocating for them. See the module docs.
+pub(crate) fn open<'a>(
     codec_id: u8,
-    bytes: &[u8],
+    bytes: &'a [u8],
     max_value: usize,
-) -> Result<std::borrow::Cow<'_, [u8]>, CodecError> {
-    let [magic, version, id, flags, payload @ ..] = bytes else {
+    key: Option<&MacKey>,
+) -> Result<std::borrow::Cow<'a, [u8]>, CodecError> {
+    let [magic, version, id, flags, ..] = bytes else {
         return Err(CodecError("too short for an envelope".into()));
     };
     if (*magic, *version) != (MAGIC, VERSION) {
@@ -109,17 +162,46 @@ pub(crate) fn open(
     if *id != codec_id {
         return Err(CodecError(format!("written with codec {id}, read with codec {codec_id}")));
     }
+    let signed = flags & SIGNED != 0;
+    let body = match (key, signed) {
+        (Some(key), true) => {
+            let split = bytes
+                .len()
+                .checked_sub(MAC_LEN)
+                .filter(|&at| at >= HEADER)
+                .ok_or_else(|| CodecError("too short for its MAC".into()))?;
+            let (signed_part, tag) = bytes.split_at(split);
+            let mut mac = key.mac();
+            mac.update(signed_part);
+            mac.verify_slice(tag)
+                .map_err(|_| CodecError("the MAC does not match: not signed with this key".into()))?;
+            &signed_part[HEADER..]
+        }
+        (Some(_), false) => return Err(CodecError("not signed, and a MAC key is set".into())),
+        // Without a key, a signature cannot be checked: it is skipped.
+        (None, true) => bytes.get(HEADER..bytes.len().saturating_sub(MAC_LEN)).unwrap_or_default(),
+        (None, false) => &bytes[HEADER..],
+    };
     if flags & COMPRESSED == 0 {
-        return Ok(std::borrow::Cow::Borrowed(payload));
+        if body.len() > max_value {
+            return Err(CodecError(format!("value of {} bytes above the limit of {max_value}", body.len())));
+        }
+        return Ok(std::borrow::Cow::Borrowed(body));
     }
-    let Some(size) = payload.get(..4).map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")) as usize)
+    let Some(size) = body.get(..4).map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")) as usize)
     else {
         return Err(CodecError("compressed payload without its size".into()));
     };
     if size > max_value {
         return Err(CodecError(format!("decompressed size {size} above the limit of {max_value}")));
     }
-    lz4_flex::decompress_size_prepended(payload)
+    if size > (body.len() - 4).saturating_mul(LZ4_MAX_RATIO) {
+        return Err(CodecError(format!(
+            "decompressed size {size} impossible for {} compressed bytes",
+            body.len() - 4
+        )));
+    }
+    lz4_flex::decompress_size_prepended(body)
         .map(std::borrow::Cow::Owned)
         .map_err(|e| CodecError(format!("bad compressed payload: {e}")))
 }
@@ -130,16 +212,47 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_foreign_bytes() {
-        let small = seal(1, b"hello".to_vec(), 1024);
-        assert_eq!(&*open(1, &small, 1 << 20).unwrap(), b"hello");
+        let small = seal(1, b"hello".to_vec(), 1024, None);
+        assert_eq!(&*open(1, &small, 1 << 20, None).unwrap(), b"hello");
         let big = vec![7u8; 100_000];
-        let sealed = seal(1, big.clone(), 1024);
+        let sealed = seal(1, big.clone(), 1024, None);
         assert!(sealed.len() < 1000, "compressed");
-        assert_eq!(&*open(1, &sealed, 1 << 20).unwrap(), &big[..]);
-        assert!(open(1, &sealed, 1000).is_err(), "size limit");
-        assert!(open(2, &small, 1 << 20).is_err(), "other codec");
-        assert!(open(1, b"plain text", 1 << 20).is_err());
-        assert!(open(1, &[0xBC, 1, 1, 1, 9, 0, 0, 0, 1, 2], 1 << 20).is_err(), "damaged");
-        assert!(open(1, b"", 1 << 20).is_err());
+        assert_eq!(&*open(1, &sealed, 1 << 20, None).unwrap(), &big[..]);
+        assert!(open(1, &sealed, 1000, None).is_err(), "size limit");
+        assert!(open(2, &small, 1 << 20, None).is_err(), "other codec");
+        assert!(open(1, b"plain text", 1 << 20, None).is_err());
+        assert!(open(1, &[0xBC, 1, 1, 1, 9, 0, 0, 0, 1, 2], 1 << 20, None).is_err(), "damaged");
+        assert!(open(1, b"", 1 << 20, None).is_err());
+        assert!(
+            open(1, &seal(1, vec![1; 2000], 1 << 20, None), 1000, None).is_err(),
+            "plain value above the limit"
+        );
+    }
+
+    #[test]
+    fn a_stated_size_its_bytes_cannot_hold_is_refused_before_allocating() {
+        // 9 compressed bytes claiming 60 MiB: lz4 cannot expand that much.
+        let mut lie = vec![0xBC, 1, 1, COMPRESSED];
+        lie.extend_from_slice(&(60u32 << 20).to_le_bytes());
+        lie.extend_from_slice(&[0x10, b'x', 0, 0, 0]);
+        let err = open(1, &lie, 64 << 20, None).unwrap_err();
+        assert!(err.0.contains("impossible"), "{err}");
+    }
+
+    #[test]
+    fn macs_are_checked_with_a_key_and_skipped_without() {
+        let (right, wrong) = (MacKey::new(b"right".to_vec()), MacKey::new(b"wrong".to_vec()));
+        for payload in [b"short".to_vec(), vec![3u8; 50_000]] {
+            let signed = seal(1, payload.clone(), 1024, Some(&right));
+            assert_eq!(&*open(1, &signed, 1 << 20, Some(&right)).unwrap(), &payload[..]);
+            assert!(open(1, &signed, 1 << 20, Some(&wrong)).is_err(), "another key");
+            assert_eq!(&*open(1, &signed, 1 << 20, None).unwrap(), &payload[..], "no key: not checked");
+            let mut tampered = signed.clone();
+            let mid = tampered.len() / 2;
+            tampered[mid] ^= 1;
+            assert!(open(1, &tampered, 1 << 20, Some(&right)).is_err(), "tampered");
+            let unsigned = seal(1, payload, 1024, None);
+            assert!(open(1, &unsigned, 1 << 20, Some(&right)).is_err(), "unsigned under a key");
+        }
     }
 }

@@ -4,9 +4,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-/// Builds a key from parts: each structured part is serialised (MessagePack) and hashed (XXH3,
-/// 64 bits, as 16 hex digits), so keys stay short and the same input gives the same key in every
-/// process and version of the program.
+/// Builds a key from parts joined by `:`: each structured part is serialised (MessagePack) and
+/// hashed (XXH3, 64 bits, as 16 hex digits), so keys stay short and the same input gives the same
+/// key in every process and version of the program; a raw part is kept readable with `%` and
+/// `:` escaped (`%25`, `%3A`), so that where a part ends is never ambiguous:
+/// `raw("a:b").raw("c")` is `a%3Ab:c`, `raw("a").raw("b:c")` is `a:b%3Ac`.
 ///
 /// ```
 /// use bounded_cache::tier::KeyBuilder;
@@ -18,6 +20,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default)]
 pub struct KeyBuilder {
     key: String,
+    /// Whether a part (possibly empty) was written: the next one needs a separator.
+    started: bool,
 }
 
 impl KeyBuilder {
@@ -28,13 +32,14 @@ impl KeyBuilder {
 
     /// A key that starts with `<prefix>:v<version>`.
     pub fn namespaced(prefix: &str, version: u32) -> Self {
-        Self { key: format!("{prefix}:v{version}") }
+        Self { key: format!("{prefix}:v{version}"), started: true }
     }
 
     fn sep(&mut self) {
-        if !self.key.is_empty() {
+        if self.started {
             self.key.push(':');
         }
+        self.started = true;
     }
 
     /// Appends the hash of a structured part.
@@ -48,10 +53,16 @@ impl KeyBuilder {
         self
     }
 
-    /// Appends a part as it is (for short, readable parts such as an id).
+    /// Appends a readable part (an id, a name), with `%` and `:` escaped.
     pub fn raw(mut self, part: &str) -> Self {
         self.sep();
-        self.key.push_str(part);
+        for c in part.chars() {
+            match c {
+                '%' => self.key.push_str("%25"),
+                ':' => self.key.push_str("%3A"),
+                c => self.key.push(c),
+            }
+        }
         self
     }
 

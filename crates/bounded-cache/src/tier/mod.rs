@@ -1,19 +1,54 @@
 //! A two-tier cache: this process's [`Cache`] (L1) in front of Redis (L2), shared by every
-//! instance of a service (feature `redis`).
+//! instance of a service (feature `redis`), on a Redis server, a Redis Cluster or a master behind
+//! Sentinel, over TLS or not (connections from `connpool`'s `RedisManager`).
 //!
 //! - **Reads**: L1, then L2 (a hit is copied into L1), then the loader (its value is written to
 //!   both). Concurrent misses for one key in one instance run one L2 lookup and one loader.
-//! - **Writes and invalidations** reach both tiers, and are announced on a Redis pub/sub channel so
-//!   that every other instance drops the key from its L1: no instance serves its old copy after a
-//!   write. While an instance's subscription is down it may miss announcements, so it clears its
-//!   L1 when it subscribes again; L1's time to live bounds staleness in between.
+//! - **Writes and invalidations** reach both tiers, and are announced on a Redis pub/sub channel
+//!   so that every other instance drops the key from its L1. An invalidation wins over a value
+//!   read or loaded meanwhile: it is kept out of L1, and a loaded value is not written to Redis
+//!   over it.
 //! - **Degradation**: every Redis call has a timeout; failures and timeouts are counted, never
 //!   turned into a failed get (the value comes from the loader instead), and a circuit breaker
 //!   stops calling Redis after repeated failures, probing again later.
 //! - **Keys** are `<prefix>:v<version>:<key>`; [`KeyBuilder`] makes short stable keys from
 //!   structured parts. Values are encoded with a [`Codec`] ([`MsgPack`] by default, [`Json`]
-//!   available) and lz4-compressed above a size threshold; a value in Redis that this cache did not
-//!   write (or that is damaged) is a counted miss.
+//!   available), lz4-compressed above a size threshold and optionally signed with a shared key;
+//!   a value in Redis that this cache did not write, that is damaged, too large or wrongly
+//!   signed is a counted miss, refused before anything is allocated for it.
+//! - **Memory**: L1 weighs the decoded values it holds (through [`Weigh`](crate::Weigh) or a
+//!   weigher), never their compressed size in Redis: its budget bounds the process's memory.
+//!
+//! # How stale can an instance be?
+//!
+//! Say instance A writes or invalidates a key that instance B holds in L1. B stops serving its
+//! copy:
+//!
+//! - when A's announcement reaches B's subscription (a round trip through Redis), normally;
+//! - if B's subscription dies without a word (a half-open connection, a partition, a paused
+//!   server), within `heartbeat_every + heartbeat_timeout`: B pings its subscription every
+//!   `heartbeat_every` and declares it lost when a ping is unanswered for `heartbeat_timeout`;
+//!   it then clears its L1, serves the copies it takes meanwhile for
+//!   `heartbeat_every + heartbeat_timeout` at most (so that a Redis outage does not send every
+//!   get to the loader), and clears L1 once more when it has subscribed again. (A subscription
+//!   that ends outright is noticed at once.)
+//! - if A's announcement (or the removal from Redis) failed, when A's retry succeeds: A retries
+//!   failed announcements in the background, every 50 ms at first and every 2 s at most, until
+//!   they go through, so within 2 s of Redis being reachable from A again; if more than 10,000
+//!   announcements wait, A sends one "clear everything" instead.
+//!
+//! In every case the copy lasts at most `l1_ttl`, the bound that holds even if A can never
+//! reach Redis again. Written as a formula, with `d` the delivery time of a message through
+//! Redis (well under a millisecond on a LAN) and `r` the time until A reaches Redis again after
+//! a failed announcement (0 if it did not fail):
+//!
+//! ```text
+//! staleness <= min(l1_ttl, max(d, heartbeat_every + heartbeat_timeout, r + 2 s))
+//! ```
+//!
+//! With the defaults (`heartbeat(1 s, 1 s)`, `l1_ttl` 5 minutes) that is 2 s while Redis is
+//! reachable from both instances, and never more than 5 minutes. The tests check each term
+//! (`tests/tiered_faults.rs`, `tests/tiered_deploy.rs`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,49 +65,68 @@
 //! # Ok(()) }
 //! ```
 
+mod announce;
 mod breaker;
+mod builder;
 mod codec;
 mod key;
+mod l2;
+mod listener;
 mod stats;
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use connpool::Pool;
 use connpool::redis::RedisManager;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 pub use breaker::BreakerState;
+pub use builder::TieredBuilder;
 pub use codec::{Codec, CodecError, Json, MsgPack};
 pub use key::KeyBuilder;
 pub use stats::TierStats;
 
-use crate::{Cache, ConfigError, LoadError, Policy};
-use breaker::Breaker;
-use stats::Counters;
+/// The envelope's `seal` and `open`, for the fuzz target (built by cargo-fuzz only).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Seals `payload` as the tier writes it (`key`: the MAC key, if any).
+    pub fn seal(codec_id: u8, payload: Vec<u8>, compress_above: usize, key: Option<&[u8]>) -> Vec<u8> {
+        let key = key.map(|k| super::codec::MacKey::new(k.to_vec()));
+        super::codec::seal(codec_id, payload, compress_above, key.as_ref())
+    }
 
-/// How a value is written to Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Write {
-    /// Over whatever is there (an insert).
-    Always,
-    /// Only where nothing is (a loaded value).
-    IfAbsent,
+    /// Opens a stored value as the tier reads it; `None` where the tier counts a corrupt miss.
+    pub fn open(codec_id: u8, bytes: &[u8], max_value: usize, key: Option<&[u8]>) -> Option<Vec<u8>> {
+        let key = key.map(|k| super::codec::MacKey::new(k.to_vec()));
+        super::codec::open(codec_id, bytes, max_value, key.as_ref()).ok().map(|b| b.into_owned())
+    }
 }
 
-/// What an L2 lookup that found nothing reports to the L1 flight (never cached, never returned).
-#[derive(Debug)]
-struct NotInL2;
+use crate::{Cache, LoadError};
+use announce::Pending;
+use breaker::Breaker;
+use codec::MacKey;
+use stats::Counters;
 
-/// An L1 entry: the value and its weight (the size of its encoding, an estimate of its heap use).
+/// An L1 entry: the value, its weight (from the tier's weigher, set when it entered L1) and,
+/// for a copy taken while the subscription was down, when it stops being served.
 #[derive(Clone)]
 struct Weighed<V> {
     value: V,
     weight: usize,
+    unheard_until: Option<Instant>,
+}
+
+impl<V> Weighed<V> {
+    fn expired(&self) -> bool {
+        self.unheard_until.is_some_and(|until| Instant::now() >= until)
+    }
 }
 
 type L1<V> = Cache<String, Weighed<V>, fn(&String, &Weighed<V>) -> usize>;
@@ -81,8 +135,43 @@ fn weigh<V>(key: &String, entry: &Weighed<V>) -> usize {
     key.capacity() + entry.weight
 }
 
-struct Inner<V, C> {
+/// Weighs a value for L1: its heap bytes.
+type ValueWeigher<V> = Arc<dyn Fn(&V) -> usize + Send + Sync>;
+
+/// Invalidation epochs: one counter per hash slot of keys, and one for all. A load notes its
+/// key's epochs when it starts and writes Redis only if neither moved (see `l2.rs`).
+struct Epochs {
+    slots: Box<[AtomicU64]>,
+    all: AtomicU64,
+}
+
+const EPOCH_SLOTS: usize = 1024;
+
+impl Epochs {
+    fn new() -> Self {
+        Self { slots: (0..EPOCH_SLOTS).map(|_| AtomicU64::new(0)).collect(), all: AtomicU64::new(0) }
+    }
+
+    fn slot(&self, key: &str) -> &AtomicU64 {
+        &self.slots[xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize % EPOCH_SLOTS]
+    }
+
+    fn note(&self, key: &str) -> (u64, u64) {
+        (self.slot(key).load(Ordering::Acquire), self.all.load(Ordering::Acquire))
+    }
+
+    fn bump(&self, key: &str) {
+        self.slot(key).fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn bump_all(&self) {
+        self.all.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+pub(crate) struct Inner<V, C> {
     l1: L1<V>,
+    weigher: ValueWeigher<V>,
     pool: Pool<RedisManager>,
     codec: C,
     namespace: String,
@@ -91,16 +180,25 @@ struct Inner<V, C> {
     l2_timeout: Duration,
     compress_above: usize,
     max_value: usize,
+    mac: Option<MacKey>,
+    l1_ttl: Option<Duration>,
     breaker: Breaker,
     counters: Counters,
+    epochs: Epochs,
+    /// Whether the invalidation subscription is up: while it is not, L1 copies are kept for
+    /// `unheard_for` at most.
+    subscribed: AtomicBool,
+    /// `heartbeat_every + heartbeat_timeout`: the staleness bound of a lost subscription.
+    unheard_for: Duration,
+    pending: Pending,
     /// Tells this instance's announcements from the others'.
     instance: u64,
-    listener: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl<V, C> Drop for Inner<V, C> {
     fn drop(&mut self) {
-        if let Some(task) = self.listener.get_mut().take() {
+        for task in self.tasks.get_mut().drain(..) {
             task.abort();
         }
     }
@@ -124,168 +222,9 @@ impl<V, C> std::fmt::Debug for TieredCache<V, C> {
     }
 }
 
-/// Configures a [`TieredCache`]; from [`TieredCache::builder`].
+/// What an L2 lookup that found nothing reports to the L1 flight (never cached, never returned).
 #[derive(Debug)]
-pub struct TieredBuilder<V, C = MsgPack> {
-    pool: Pool<RedisManager>,
-    prefix: String,
-    version: u32,
-    l1_budget: u64,
-    l1_ttl: Option<Duration>,
-    policy: Policy,
-    l2_ttl: Duration,
-    l2_timeout: Duration,
-    compress_above: usize,
-    max_value: usize,
-    breaker_threshold: u32,
-    breaker_open_for: Duration,
-    codec: C,
-    _value: std::marker::PhantomData<fn() -> V>,
-}
-
-impl<V> TieredCache<V> {
-    /// Starts configuring a tiered cache whose Redis keys are `<prefix>:v<version>:<key>`. Bump the
-    /// version when the value type changes shape: old entries are then simply never read.
-    pub fn builder(pool: Pool<RedisManager>, prefix: &str, version: u32) -> TieredBuilder<V> {
-        TieredBuilder {
-            pool,
-            prefix: prefix.to_string(),
-            version,
-            l1_budget: 64 << 20,
-            l1_ttl: Some(Duration::from_secs(300)),
-            policy: Policy::Lru,
-            l2_ttl: Duration::from_secs(3600),
-            l2_timeout: Duration::from_millis(100),
-            compress_above: 1024,
-            max_value: 64 << 20,
-            breaker_threshold: 5,
-            breaker_open_for: Duration::from_secs(2),
-            codec: MsgPack,
-            _value: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<V, C> TieredBuilder<V, C> {
-    /// L1's byte budget (default 64 MiB).
-    pub fn l1_budget(mut self, bytes: u64) -> Self {
-        self.l1_budget = bytes;
-        self
-    }
-
-    /// L1's time to live (default 5 minutes); `None` for none.
-    pub fn l1_ttl(mut self, ttl: Option<Duration>) -> Self {
-        self.l1_ttl = ttl;
-        self
-    }
-
-    /// L1's eviction policy (default LRU).
-    pub fn l1_policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The time to live of values written to Redis (default 1 hour).
-    pub fn l2_ttl(mut self, ttl: Duration) -> Self {
-        self.l2_ttl = ttl;
-        self
-    }
-
-    /// How long one Redis call may take before it counts as failed (default 100 ms).
-    pub fn l2_timeout(mut self, timeout: Duration) -> Self {
-        self.l2_timeout = timeout;
-        self
-    }
-
-    /// Encoded values larger than this are lz4-compressed (default 1 KiB).
-    pub fn compress_above(mut self, bytes: usize) -> Self {
-        self.compress_above = bytes;
-        self
-    }
-
-    /// The largest value accepted from Redis, decompressed (default 64 MiB).
-    pub fn max_value(mut self, bytes: usize) -> Self {
-        self.max_value = bytes;
-        self
-    }
-
-    /// Failures in a row that open the circuit breaker (at least 1; 0 counts as 1), and how long it
-    /// stays open before a probe (default 5 and 2 s).
-    pub fn breaker(mut self, threshold: u32, open_for: Duration) -> Self {
-        self.breaker_threshold = threshold.max(1);
-        self.breaker_open_for = open_for;
-        self
-    }
-
-    /// The codec for values in Redis.
-    pub fn codec<C2>(self, codec: C2) -> TieredBuilder<V, C2> {
-        TieredBuilder {
-            pool: self.pool,
-            prefix: self.prefix,
-            version: self.version,
-            l1_budget: self.l1_budget,
-            l1_ttl: self.l1_ttl,
-            policy: self.policy,
-            l2_ttl: self.l2_ttl,
-            l2_timeout: self.l2_timeout,
-            compress_above: self.compress_above,
-            max_value: self.max_value,
-            breaker_threshold: self.breaker_threshold,
-            breaker_open_for: self.breaker_open_for,
-            codec,
-            _value: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<V, C> TieredBuilder<V, C>
-where
-    V: Clone + Send + Sync + 'static,
-    C: Codec<V>,
-{
-    /// Builds the cache and subscribes to invalidations (waiting up to a second for the
-    /// subscription; if Redis is unreachable the cache starts anyway and subscribes when it can).
-    /// Must run inside a tokio runtime.
-    ///
-    /// # Errors
-    /// [`ConfigError`] for a zero L1 budget or time to live.
-    pub async fn build(self) -> Result<TieredCache<V, C>, ConfigError> {
-        let mut l1 = Cache::builder(self.l1_budget)
-            .policy(self.policy)
-            .weigher(weigh::<V> as fn(&String, &Weighed<V>) -> usize);
-        if let Some(ttl) = self.l1_ttl {
-            l1 = l1.time_to_live(ttl);
-        }
-        let namespace = format!("{}:v{}", self.prefix, self.version);
-        let inner = Arc::new(Inner {
-            l1: l1.build()?,
-            pool: self.pool,
-            codec: self.codec,
-            channel: format!("{namespace}:invalidate"),
-            namespace,
-            l2_ttl: self.l2_ttl,
-            l2_timeout: self.l2_timeout,
-            compress_above: self.compress_above,
-            max_value: self.max_value,
-            breaker: Breaker::new(self.breaker_threshold, self.breaker_open_for),
-            counters: Counters::default(),
-            instance: fastrand::u64(..),
-            listener: parking_lot::Mutex::new(None),
-        });
-        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
-        let manager = inner.pool.manager().clone();
-        let task = tokio::spawn(listen(
-            Arc::downgrade(&inner),
-            manager,
-            inner.channel.clone(),
-            inner.instance,
-            subscribed_tx,
-        ));
-        *inner.listener.lock() = Some(task);
-        let _ = timeout(Duration::from_secs(1), subscribed_rx).await;
-        Ok(TieredCache { inner })
-    }
-}
+struct NotInL2;
 
 impl<V, C> TieredCache<V, C>
 where
@@ -294,7 +233,7 @@ where
 {
     /// The Redis key for `key`: `<prefix>:v<version>:<key>`.
     pub fn redis_key(&self, key: &str) -> String {
-        format!("{}:{key}", self.inner.namespace)
+        self.inner.redis_key(key)
     }
 
     /// The value for `key` from L1 or L2 (copied into L1), without loading. Concurrent callers for
@@ -302,13 +241,19 @@ where
     /// its value out of L1.
     pub async fn get(&self, key: &str) -> Option<V> {
         let inner = &self.inner;
-        let fill = async {
-            match inner.l2_get(key).await {
-                Some((value, weight)) => Ok(Weighed { value, weight }),
-                None => Err(NotInL2),
+        for attempt in 0..2 {
+            let fill = async {
+                match inner.l2_get(key).await {
+                    Some(value) => Ok(inner.weighed(value)),
+                    None => Err(NotInL2),
+                }
+            };
+            let entry = inner.l1.get_or_try_insert_with_ref(key, fill).await.ok()?;
+            if attempt == 1 || !inner.drop_if_expired(key, &entry) {
+                return Some(entry.value);
             }
-        };
-        inner.l1.get_or_try_insert_with_ref(key, fill).await.ok().map(|entry| entry.value)
+        }
+        unreachable!("the second attempt returns")
     }
 
     /// The value for `key`: from L1, else from L2 (copied into L1), else from `load` (written to
@@ -316,7 +261,8 @@ where
     /// one `load`.
     ///
     /// An invalidation (local, or announced by another instance) that arrives while the value is
-    /// read from L2 or loaded keeps that value out of L1; the callers still get it.
+    /// read from L2 or loaded keeps that value out of L1, and a loaded value out of Redis; the
+    /// callers still get it.
     ///
     /// # Errors
     /// [`LoadError::Failed`] with `load`'s error, shared by the callers that waited for it;
@@ -329,37 +275,48 @@ where
         E: Send + Sync + 'static,
     {
         let inner = &self.inner;
-        let fill = async {
-            if let Some((value, weight)) = inner.l2_get(key).await {
-                return Ok(Weighed { value, weight });
+        let mut load = Some(load);
+        for attempt in 0..2 {
+            let load = &mut load;
+            let fill = async move {
+                if let Some(value) = inner.l2_get(key).await {
+                    return Ok(inner.weighed(value));
+                }
+                let epochs = inner.epochs.note(key);
+                inner.counters.loads.fetch_add(1, Ordering::Relaxed);
+                let load = load.take().expect("a fill that loads ends the loop");
+                let value = load().await.inspect_err(|_| {
+                    inner.counters.load_errors.fetch_add(1, Ordering::Relaxed);
+                })?;
+                inner.write_loaded(key, &value, epochs).await;
+                Ok(inner.weighed(value))
+            };
+            let entry = inner.l1.get_or_try_insert_with_ref(key, fill).await?;
+            if attempt == 1 || !inner.drop_if_expired(key, &entry) {
+                return Ok(entry.value);
             }
-            inner.counters.loads.fetch_add(1, Ordering::Relaxed);
-            let value = load().await.inspect_err(|_| {
-                inner.counters.load_errors.fetch_add(1, Ordering::Relaxed);
-            })?;
-            // A loaded value only fills an empty slot in Redis: another instance may have written a
-            // newer value while this one loaded.
-            let weight = inner.write_l2(key, &value, Write::IfAbsent).await;
-            Ok(Weighed { value, weight })
-        };
-        inner.l1.get_or_try_insert_with_ref(key, fill).await.map(|entry| entry.value)
+        }
+        unreachable!("the second attempt returns")
     }
 
-    /// Writes `value` to both tiers and tells the other instances to drop their copy.
+    /// Writes `value` to both tiers and tells the other instances to drop their copy. If Redis
+    /// cannot take it, the key is removed from Redis and announced as soon as it can be.
     pub async fn insert(&self, key: &str, value: V) {
         let inner = &self.inner;
-        let weight = inner.write_l2(key, &value, Write::Always).await;
-        let _ = inner.l1.insert(key.to_string(), Weighed { value, weight });
-        inner.announce(key).await;
+        inner.epochs.bump(key);
+        let written = inner.write_l2(key, &value).await;
+        let _ = inner.l1.insert(key.to_string(), inner.weighed(value));
+        inner.announce(key, !written).await;
     }
 
-    /// Removes `key` from both tiers and from every other instance's L1.
+    /// Removes `key` from both tiers and from every other instance's L1 (retried in the
+    /// background if Redis cannot be reached now).
     pub async fn invalidate(&self, key: &str) {
         let inner = &self.inner;
+        inner.epochs.bump(key);
         inner.l1.remove(key);
-        let redis_key = self.redis_key(key);
-        inner.l2_call(redis::cmd("DEL").arg(&redis_key), |_: i64| ()).await;
-        inner.announce(key).await;
+        let deleted = inner.l2_del(key).await;
+        inner.announce(key, !deleted).await;
     }
 
     /// Loads every key of `keys` through [`get_or_load`](Self::get_or_load), at most `concurrency`
@@ -384,7 +341,7 @@ where
             .await
     }
 
-    /// The in-process tier.
+    /// Entries in the in-process tier.
     pub fn l1_len(&self) -> usize {
         self.inner.l1.len()
     }
@@ -394,172 +351,74 @@ where
         self.inner.l1.contains(key)
     }
 
+    /// Whether the invalidation subscription is up (while it is not, L1 keeps its copies for
+    /// `heartbeat_every + heartbeat_timeout` at most).
+    pub fn subscribed(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Acquire)
+    }
+
     /// Statistics of both tiers.
     pub fn stats(&self) -> TierStats {
-        self.inner.counters.snapshot(self.inner.l1.stats(), self.inner.breaker.state(), &self.inner.breaker)
+        let inner = &self.inner;
+        inner.counters.snapshot(inner.l1.stats(), inner.breaker.state(), &inner.breaker, inner.pending.len())
     }
 }
 
-impl<V, C> Inner<V, C>
-where
-    V: Clone + Send + Sync + 'static,
-    C: Codec<V>,
-{
-    fn encode(&self, value: &V) -> Option<Vec<u8>> {
-        match self.codec.encode(value) {
-            Ok(payload) => Some(codec::seal(C::ID, payload, self.compress_above)),
-            Err(_) => {
-                self.counters.encode_errors.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
+impl<V, C> Inner<V, C> {
+    fn redis_key(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
     }
 
-    /// One Redis call under the breaker and the timeout; `None` if skipped or failed (counted).
-    async fn l2_call<T: redis::FromRedisValue, R>(
-        &self,
-        cmd: &redis::Cmd,
-        then: impl FnOnce(T) -> R,
-    ) -> Option<R> {
-        if !self.breaker.allow() {
-            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        let start = Instant::now();
-        let result = timeout(self.l2_timeout, async {
-            let mut conn = self.pool.get_timeout(self.l2_timeout).await.map_err(|e| e.to_string())?;
-            cmd.query_async::<T>(&mut *conn).await.map_err(|e| e.to_string())
-        })
-        .await;
-        self.counters.latency(start.elapsed());
-        match result {
-            Ok(Ok(value)) => {
-                self.breaker.success();
-                Some(then(value))
-            }
-            Ok(Err(_)) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                self.breaker.failure();
-                None
-            }
-            Err(_) => {
-                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                self.breaker.failure();
-                None
-            }
-        }
+    /// An L1 entry for `value`. While the subscription is down, an invalidation could go
+    /// unheard: the copy is served for `unheard_for` at most, the bound a heartbeat gives.
+    fn weighed(&self, value: V) -> Weighed<V> {
+        let weight = (self.weigher)(&value);
+        let unheard_until =
+            (!self.subscribed.load(Ordering::Acquire)).then(|| Instant::now() + self.unheard_for);
+        Weighed { value, weight, unheard_until }
     }
 
-    /// The value for `key` in Redis, decoded, with its encoded size.
-    async fn l2_get(&self, key: &str) -> Option<(V, usize)> {
-        let redis_key = format!("{}:{key}", self.namespace);
-        let bytes = self.l2_call(redis::cmd("GET").arg(&redis_key), |b: Option<Vec<u8>>| b).await?;
-        let Some(bytes) = bytes else {
-            self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        let decoded =
-            codec::open(C::ID, &bytes, self.max_value).and_then(|payload| self.codec.decode(&payload));
-        match decoded {
-            Ok(value) => {
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                Some((value, bytes.len()))
-            }
-            Err(_) => {
-                self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                self.counters.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+    /// Drops `key`'s L1 copy if `entry` (just read from it) is past its unheard deadline; true
+    /// if it was. (Only a copy taken while the subscription was down has one; a copy filled
+    /// by this very call never is past it.)
+    fn drop_if_expired(&self, key: &str, entry: &Weighed<V>) -> bool
+    where
+        V: Clone,
+    {
+        let expired = entry.expired();
+        if expired {
+            self.l1.remove(key);
         }
+        expired
     }
 
-    /// Encodes `value` and writes it to Redis; returns its encoded size (its L1 weight), 0 if it
-    /// cannot be encoded (then it lives in L1 only, counted as an encode error).
-    async fn write_l2(&self, key: &str, value: &V, how: Write) -> usize {
-        let Some(bytes) = self.encode(value) else { return 0 };
-        let weight = bytes.len();
-        self.l2_set(key, bytes, how).await;
-        weight
-    }
-
-    async fn l2_set(&self, key: &str, bytes: Vec<u8>, how: Write) {
-        let redis_key = format!("{}:{key}", self.namespace);
-        let ttl_ms = self.l2_ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&redis_key).arg(bytes).arg("PX").arg(ttl_ms);
-        if how == Write::IfAbsent {
-            cmd.arg("NX");
-        }
-        // `SET ... NX` answers nil when the key exists: not a failure.
-        let written = self.l2_call(&cmd, |reply: Option<String>| reply.is_some()).await;
-        if written == Some(true) {
-            self.counters.writes.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Tells the other instances that `key` changed.
-    async fn announce(&self, key: &str) {
-        let message = format!("{:016x}:{key}", self.instance);
-        if self.l2_call(redis::cmd("PUBLISH").arg(&self.channel).arg(message), |_: i64| ()).await.is_some() {
-            self.counters.announced.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Everything in L1 may be stale: cleared, and loads in flight must not write Redis.
+    fn forget_everything(&self)
+    where
+        V: Clone,
+    {
+        self.epochs.bump_all();
+        self.l1.clear();
     }
 }
 
-/// Keeps a subscription to the invalidation channel, reconnecting with backoff, and drops
-/// announced keys from L1. Ends when the cache is dropped.
-async fn listen<V, C>(
-    cache: Weak<Inner<V, C>>,
-    manager: RedisManager,
-    channel: String,
-    instance: u64,
-    subscribed: tokio::sync::oneshot::Sender<()>,
-) where
-    V: Clone + Send + Sync + 'static,
-    C: Codec<V>,
-{
-    let backoff = connpool::RetryPolicy::Exponential {
-        initial: Duration::from_millis(50),
-        max: Duration::from_secs(2),
-        max_retries: u32::MAX,
-    };
-    let own_prefix = format!("{instance:016x}:");
-    let mut subscribed = Some(subscribed);
-    let mut attempt = 0u32;
-    loop {
-        if let Ok(mut pubsub) = manager.pubsub().await
-            && pubsub.subscribe(&channel).await.is_ok()
-        {
-            attempt = 0;
-            match subscribed.take() {
-                Some(tx) => {
-                    let _ = tx.send(());
-                }
-                None => {
-                    // Announcements may have been missed while unsubscribed.
-                    let Some(inner) = cache.upgrade() else { return };
-                    inner.l1.clear();
-                    inner.counters.resubscribed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            let mut messages = pubsub.on_message();
-            while let Some(message) = messages.next().await {
-                let Some(inner) = cache.upgrade() else { return };
-                let payload = message.get_payload_bytes();
-                let Ok(text) = std::str::from_utf8(payload) else { continue };
-                if text.starts_with(&own_prefix) {
-                    continue;
-                }
-                if let Some((_, key)) = text.split_once(':') {
-                    inner.l1.remove(key);
-                    inner.counters.received.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_move_for_their_key_and_for_all() {
+        let epochs = Epochs::new();
+        let before = epochs.note("a");
+        epochs.bump("b");
+        // Another key's slot (most likely): unchanged for "a" unless they share a slot.
+        if !std::ptr::eq(epochs.slot("a"), epochs.slot("b")) {
+            assert_eq!(epochs.note("a"), before);
         }
-        if cache.strong_count() == 0 {
-            return;
-        }
-        attempt = attempt.saturating_add(1);
-        tokio::time::sleep(backoff.delay(attempt.min(30)).unwrap_or(Duration::from_secs(2))).await;
+        epochs.bump("a");
+        assert_ne!(epochs.note("a"), before);
+        let before = epochs.note("a");
+        epochs.bump_all();
+        assert_ne!(epochs.note("a"), before);
     }
 }

@@ -22,6 +22,12 @@ pub(crate) struct Counters {
     pub(crate) announced: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) resubscribed: AtomicU64,
+    pub(crate) subscription_losses: AtomicU64,
+    pub(crate) invalid_messages: AtomicU64,
+    pub(crate) announce_retries: AtomicU64,
+    pub(crate) clears_sent: AtomicU64,
+    pub(crate) clears_received: AtomicU64,
+    pub(crate) stale_writes_skipped: AtomicU64,
     calls: AtomicU64,
     latency_ns: AtomicU64,
     max_latency_ns: AtomicU64,
@@ -35,7 +41,13 @@ impl Counters {
         self.max_latency_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, l1: Stats, breaker: BreakerState, b: &Breaker) -> TierStats {
+    pub(crate) fn snapshot(
+        &self,
+        l1: Stats,
+        breaker: BreakerState,
+        b: &Breaker,
+        announce_pending: usize,
+    ) -> TierStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let calls = get(&self.calls);
         TierStats {
@@ -53,6 +65,13 @@ impl Counters {
             invalidations_sent: get(&self.announced),
             invalidations_received: get(&self.received),
             resubscriptions: get(&self.resubscribed),
+            subscription_losses: get(&self.subscription_losses),
+            invalid_messages: get(&self.invalid_messages),
+            announce_retries: get(&self.announce_retries),
+            announce_pending,
+            clears_sent: get(&self.clears_sent),
+            clears_received: get(&self.clears_received),
+            stale_writes_skipped: get(&self.stale_writes_skipped),
             l2_calls: calls,
             l2_mean_latency: Duration::from_nanos(get(&self.latency_ns).checked_div(calls).unwrap_or(0)),
             l2_max_latency: Duration::from_nanos(get(&self.max_latency_ns)),
@@ -92,8 +111,24 @@ pub struct TierStats {
     pub invalidations_sent: u64,
     /// Invalidations received from the other instances.
     pub invalidations_received: u64,
-    /// Times the invalidation subscription was re-established (each clears L1).
+    /// Subscriptions to the invalidation channel established after the cache started serving
+    /// (a first one that came late, or one after a loss); each clears L1.
     pub resubscriptions: u64,
+    /// Subscriptions found dead (the connection ended, or its heartbeat went unanswered); each
+    /// clears L1.
+    pub subscription_losses: u64,
+    /// Messages on the invalidation channel that did not parse (ignored).
+    pub invalid_messages: u64,
+    /// Announcements that failed and were sent again.
+    pub announce_retries: u64,
+    /// Announcements waiting to be sent again now.
+    pub announce_pending: usize,
+    /// "Clear everything" announcements sent (when too many announcements were pending to keep).
+    pub clears_sent: u64,
+    /// "Clear everything" announcements received.
+    pub clears_received: u64,
+    /// Loaded values not written to Redis because the key was invalidated while they loaded.
+    pub stale_writes_skipped: u64,
     /// Redis calls made (not skipped).
     pub l2_calls: u64,
     /// Mean time of a Redis call.
@@ -112,7 +147,8 @@ impl fmt::Display for TierStats {
             f,
             "L1: {}\nL2: {} hits, {} misses ({} corrupt), {} errors, {} timeouts, {} skipped, {} writes; \
              {} calls, mean {:?}, max {:?}; breaker {:?} (opened {} times)\n\
-             loads {} ({} failed); invalidations {} sent, {} received",
+             loads {} ({} failed); invalidations {} sent, {} received, {} pending, {} retried; \
+             subscription {} lost, {} re-established; {} invalid messages",
             self.l1,
             self.l2_hits,
             self.l2_misses,
@@ -129,7 +165,12 @@ impl fmt::Display for TierStats {
             self.loads,
             self.load_errors,
             self.invalidations_sent,
-            self.invalidations_received
+            self.invalidations_received,
+            self.announce_pending,
+            self.announce_retries,
+            self.subscription_losses,
+            self.resubscriptions,
+            self.invalid_messages
         )
     }
 }
