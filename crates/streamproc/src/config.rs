@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use crate::error::ConfigError;
 
+/// The most chunks a run may have in flight (`workers + buffer`): its reorder ring and channels
+/// are allocated up front, so an absurd setting is refused rather than allocating gigabytes.
+pub const MAX_WINDOW: usize = 1 << 16;
+
 /// How chunk boundaries are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -22,8 +26,9 @@ pub enum Split {
     },
 }
 
-/// A progress callback: bytes done (in file order) and the file's length.
-pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+/// A progress callback: bytes done (in file order) and the input's length, if known (`None` for
+/// a pipe or another stream).
+pub type Progress = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
 
 /// The settings of a [`Processor`](crate::Processor).
 ///
@@ -96,16 +101,16 @@ impl Config {
     }
 
     /// Calls `progress(bytes_done, total)` each time a chunk's result is handed out.
-    pub fn on_progress(mut self, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+    pub fn on_progress(mut self, progress: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(progress));
         self
     }
 
-    /// The most chunks that exist at once: `workers + buffer`. Each holds at most
+    /// The most chunks that exist at once: `workers + buffer` (at most [`MAX_WINDOW`]). Each holds at most
     /// [`max_chunk_bytes`](Self::max_chunk_bytes), so a run's chunk memory is bounded by
     /// `(workers + buffer) x max_chunk_bytes`, whatever the file size.
     pub fn max_chunks_in_memory(&self) -> usize {
-        self.workers + self.buffer
+        self.workers.saturating_add(self.buffer)
     }
 
     /// The largest chunk buffer: `chunk_size`, or `max_record + 1` for record-aligned chunks if larger.
@@ -130,6 +135,14 @@ impl Config {
         }
         if self.max_chunk_bytes() > isize::MAX as usize / 2 {
             return Err(ConfigError::ChunkTooLarge(self.max_chunk_bytes()));
+        }
+        // The reorder ring and the channels are sized by the window when a run starts.
+        if self.workers.checked_add(self.buffer).is_none_or(|window| window > MAX_WINDOW) {
+            return Err(ConfigError::WindowTooLarge {
+                workers: self.workers,
+                buffer: self.buffer,
+                max: MAX_WINDOW,
+            });
         }
         Ok(())
     }

@@ -116,7 +116,9 @@ impl Processor {
     }
 
     /// Starts processing `path`: `f` runs on each chunk on the worker threads; the results come
-    /// back through the returned iterator in file order.
+    /// back through the returned iterator in file order. `path` may be a regular file, read with
+    /// positional reads, or a stream (a pipe, a FIFO, `/dev/stdin`, a `/proc` file), read
+    /// sequentially into the same bounded window.
     ///
     /// # Errors
     /// [`Error::Open`] if the file cannot be opened; [`Error::Spawn`] if a thread cannot start.
@@ -317,7 +319,7 @@ pub struct Results<R, E> {
     /// A reader failure, to report once every chunk before it is out.
     stopped: Option<(u64, Error<E>)>,
     done_bytes: u64,
-    total: u64,
+    total: Option<u64>,
     progress: Option<Progress>,
     stop: Arc<AtomicBool>,
     finished: bool,
@@ -333,8 +335,8 @@ impl<R, E> std::fmt::Debug for Results<R, E> {
 }
 
 impl<R, E> Results<R, E> {
-    /// The file's length.
-    pub fn total_bytes(&self) -> u64 {
+    /// The input's length, if it was known before reading it (not for a pipe or another stream).
+    pub fn total_bytes(&self) -> Option<u64> {
         self.total
     }
 
@@ -390,10 +392,11 @@ impl<R, E> Iterator for Results<R, E> {
                 Ok(Message::End { chunks }) => self.end = Some(chunks),
                 Ok(Message::Stopped { index, error }) => self.stopped = Some((index, error)),
                 Err(_) => {
-                    // Every thread is gone without an end message: cannot happen unless a thread
-                    // was killed; end rather than hang.
+                    // Every thread is gone without an end message (a thread was killed, or
+                    // panicked outside the per-chunk function): the results are incomplete, and
+                    // ending quietly would pass them off as whole.
                     self.finish();
-                    return None;
+                    return Some(Err(Error::Disconnected { index: self.next }));
                 }
             }
         }
@@ -405,5 +408,36 @@ impl<R, E> std::iter::FusedIterator for Results<R, E> {}
 impl<R, E> Drop for Results<R, E> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every thread gone without an end message: the iterator reports the missing chunk instead
+    /// of ending as if the input were complete.
+    #[test]
+    fn a_pipeline_that_vanishes_is_an_error_not_an_end() {
+        let (_credits_tx, credits) = bounded::<()>(2);
+        let (result_tx, results) = bounded::<Message<u32, ()>>(3);
+        result_tx.send(Message::Done { index: 0, offset: 0, len: 1, result: Ok(7) }).unwrap();
+        drop(result_tx);
+        let mut results = Results {
+            credits,
+            results,
+            slots: (0..2).map(|_| None).collect(),
+            next: 0,
+            end: None,
+            stopped: None,
+            done_bytes: 0,
+            total: None,
+            progress: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            finished: false,
+        };
+        assert_eq!(results.next().unwrap().unwrap().value, 7);
+        assert!(matches!(results.next(), Some(Err(Error::Disconnected { index: 1 }))));
+        assert!(results.next().is_none());
     }
 }

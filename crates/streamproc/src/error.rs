@@ -23,6 +23,15 @@ pub enum ConfigError {
     },
     /// A chunk buffer this large cannot be allocated.
     ChunkTooLarge(usize),
+    /// `workers + buffer` is above [`MAX_WINDOW`](crate::MAX_WINDOW) (or overflows).
+    WindowTooLarge {
+        /// The workers configured.
+        workers: usize,
+        /// The buffer configured.
+        buffer: usize,
+        /// The most chunks in flight allowed.
+        max: usize,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -35,6 +44,12 @@ impl fmt::Display for ConfigError {
                 "the longest record ({max_record} bytes) must be at least the chunk size ({chunk_size} bytes)"
             ),
             ConfigError::ChunkTooLarge(n) => write!(f, "a chunk buffer of {n} bytes cannot be allocated"),
+            ConfigError::WindowTooLarge { workers, buffer, max } => {
+                write!(
+                    f,
+                    "{workers} workers and a buffer of {buffer} chunks exceed the limit of {max} chunks in flight"
+                )
+            }
         }
     }
 }
@@ -97,6 +112,13 @@ pub enum Error<E = Infallible> {
         /// The panic message, if it was a string.
         message: String,
     },
+    /// The pipeline's threads ended before chunk `index` was read or handed out, without saying
+    /// why (a thread was killed or panicked outside the per-chunk function): the results are
+    /// incomplete.
+    Disconnected {
+        /// The first chunk missing.
+        index: u64,
+    },
     /// Writing results to the output failed ([`Processor::write_ordered`](crate::Processor::write_ordered)).
     Write {
         /// The cause.
@@ -131,6 +153,12 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             }
             Error::Panicked { index, offset, message } => {
                 write!(f, "processing chunk {index} (offset {offset}) panicked: {message}")
+            }
+            Error::Disconnected { index } => {
+                write!(
+                    f,
+                    "the pipeline stopped before chunk {index} without an error: the results are incomplete"
+                )
             }
             Error::Write { source } => write!(f, "cannot write the output: {source}"),
             Error::Spawn { source } => write!(f, "cannot start a worker thread: {source}"),
@@ -171,6 +199,7 @@ impl<E> Error<E> {
             Error::FileChanged { path, expected, actual } => Error::FileChanged { path, expected, actual },
             Error::Worker { index, offset, error } => Error::Worker { index, offset, error: map(error) },
             Error::Panicked { index, offset, message } => Error::Panicked { index, offset, message },
+            Error::Disconnected { index } => Error::Disconnected { index },
             Error::Write { source } => Error::Write { source },
             Error::Spawn { source } => Error::Spawn { source },
         }

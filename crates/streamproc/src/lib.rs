@@ -30,7 +30,7 @@ pub mod split;
 mod stream;
 
 pub use chunk::Chunk;
-pub use config::{Config, Progress, Split};
+pub use config::{Config, MAX_WINDOW, Progress, Split};
 pub use engine::{Processed, Processor, Results};
 pub use error::{ConfigError, Error};
 #[cfg(feature = "async")]

@@ -101,6 +101,66 @@ fn checksums_equal_one_thread_computations() {
     assert_eq!(crc.split_whitespace().next().unwrap(), format!("{:08x}", crc32fast::hash(&data)));
 }
 
+/// Runs the tool with `input` on its standard input (a pipe).
+fn streamproc_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streamproc"))
+        .args(["--chunk-size", "4KiB", "--workers", "3", "--buffer", "2"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn standard_input_is_read_as_a_stream() {
+    let input: Vec<u8> = (1..=100_000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+    assert_eq!(stdout(&streamproc_stdin(&["lines", "-l", "-"], input.clone())), "100000 -\n");
+    let words = stdout(&streamproc_stdin(&["lines", "-"], input.clone()));
+    assert_eq!(words, format!("100000 100000 {} -\n", input.len()));
+    let count = stdout(&streamproc_stdin(&["grep", "-c", "99", "-"], input.clone()));
+    let expected = input.split(|&b| b == b'\n').filter(|l| l.windows(2).any(|w| w == b"99")).count();
+    assert_eq!(count.trim(), expected.to_string());
+    let sum = stdout(&streamproc_stdin(&["checksum", "--algo", "crc32", "-"], input.clone()));
+    assert!(sum.starts_with(&format!("{:08x}", crc32fast::hash(&input))), "{sum}");
+}
+
+#[test]
+fn stats_sums_cannot_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big");
+    // 9e17 is 9e18 tenths: each fits in 64 bits, their sum does not.
+    std::fs::write(
+        &path,
+        "a;900000000000000000\na;900000000000000000\nb;-900000000000000000\nb;-900000000000000000\n",
+    )
+    .unwrap();
+    let out = stdout(&streamproc(&["stats", p(&path)]));
+    assert_eq!(
+        out.trim(),
+        "{a=900000000000000000.0/900000000000000000.0/900000000000000000.0, \
+         b=-900000000000000000.0/-900000000000000000.0/-900000000000000000.0}"
+    );
+    // A value that does not fit is an error naming its line, not a wrong answer.
+    std::fs::write(&path, "a;1.0\na;99999999999999999999\n").unwrap();
+    let out = streamproc(&["stats", p(&path)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("offset 6"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn errors_are_clear_and_fail_the_command() {
     let out = streamproc(&["lines", "/nonexistent/input.txt"]);
@@ -123,4 +183,10 @@ fn errors_are_clear_and_fail_the_command() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one worker"));
+    let out = Command::new(env!("CARGO_BIN_EXE_streamproc"))
+        .args(["--buffer", "100000000", "lines", p(&path)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "an absurd buffer is refused, not allocated");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chunks in flight"));
 }

@@ -1,6 +1,8 @@
 //! Bounded memory, proven with a counting global allocator: processing a file 200 times larger
 //! than the chunk window holds no more memory than the window, and a file 8 times larger than
-//! another costs no more allocations (the steady state allocates nothing per chunk).
+//! another costs no more allocations (the steady state allocates nothing per chunk); a stream
+//! (a FIFO) 200 times larger than the window holds no more than the window and one chunk carried
+//! over.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,6 +13,9 @@ use streamproc::{Config, Processor};
 alloctrack::global_allocator!();
 
 const CHUNK: usize = 64 << 10;
+
+/// The tests measure the whole process's allocations: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn file_of(bytes: usize) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -58,6 +63,7 @@ fn peak(p: &Processor, path: &std::path::Path) -> u64 {
 
 #[test]
 fn memory_does_not_grow_with_the_file() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let config = Config::new().chunk_size(CHUNK).workers(2).buffer(2).lines();
     let window = (config.max_chunks_in_memory() * config.max_chunk_bytes()) as u64;
     let p = Processor::new(config).unwrap();
@@ -75,4 +81,36 @@ fn memory_does_not_grow_with_the_file() {
     );
     // The chunk window, plus thread stacks' bookkeeping and channel buffers (1 MiB of slack).
     assert!(big_live <= window + (1 << 20), "peak {big_live} B above the window of {window} B");
+}
+
+#[test]
+fn a_stream_far_larger_than_the_window_stays_within_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let config = Config::new().chunk_size(CHUNK).workers(2).buffer(2).lines();
+    let window = (config.max_chunks_in_memory() * config.max_chunk_bytes()) as u64;
+    let p = Processor::new(config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let line =
+        b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijk\n";
+    let block: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
+    let total = 64usize << 20;
+    assert!(total as u64 >= 200 * window, "the stream is far bigger than the window");
+    let live = std::thread::scope(|s| {
+        let writer_path = path.clone();
+        let block = &block;
+        s.spawn(move || {
+            let mut fifo = std::fs::OpenOptions::new().write(true).open(writer_path).unwrap();
+            for _ in 0..total / block.len() {
+                fifo.write_all(block).unwrap();
+            }
+        });
+        peak(&p, &path)
+    });
+    eprintln!("64 MiB through a FIFO: {live} B peak for a window of {window} B");
+    // The window, the chunk carried over between reads, and 1 MiB of slack as above.
+    assert!(live <= window + CHUNK as u64 + (1 << 20), "peak {live} B above the window of {window} B");
 }

@@ -128,7 +128,7 @@ fn progress_reports_bytes_done_up_to_the_total() {
     p.fold(file.path(), |c| Ok::<_, ()>(c.len()), 0, |a, n| a + n).unwrap();
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "bytes done only grows");
-    assert_eq!(*seen.last().unwrap(), (content.len() as u64, content.len() as u64));
+    assert_eq!(*seen.last().unwrap(), (content.len() as u64, Some(content.len() as u64)));
 }
 
 #[test]
@@ -245,6 +245,86 @@ fn invalid_configuration_is_a_typed_error() {
     )
     .unwrap_err();
     assert_eq!(err, ConfigError::MaxRecordBelowChunkSize { max_record: 10, chunk_size: 100 });
+    // An overflowing or absurd window is refused before anything is allocated for it.
+    for (workers, buffer) in [(usize::MAX, 1), (4, usize::MAX), (4, 100_000_000)] {
+        let err = Processor::new(Config::new().workers(workers).buffer(buffer)).unwrap_err();
+        assert_eq!(err, ConfigError::WindowTooLarge { workers, buffer, max: streamproc::MAX_WINDOW });
+        assert!(err.to_string().contains("chunks in flight"), "{err}");
+    }
+    assert!(Processor::new(Config::new().workers(4).buffer(streamproc::MAX_WINDOW - 4)).is_ok());
+}
+
+/// A FIFO at a fresh path, fed `content` by a thread that stops when the reader goes away.
+fn fifo_with(content: Vec<u8>) -> (tempfile::TempDir, std::path::PathBuf, std::thread::JoinHandle<()>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || {
+        let mut fifo = std::fs::OpenOptions::new().write(true).open(writer_path).unwrap();
+        let _ = fifo.write_all(&content);
+    });
+    (dir, path, writer)
+}
+
+#[test]
+fn a_fifo_is_read_as_a_stream_in_order_at_every_chunk_size() {
+    for chunk_size in [1, 7, 100, 4096, 1 << 20] {
+        // Many chunks at every size, few enough that a byte-sized chunk stays quick.
+        let content = lines(if chunk_size < 100 { 200 } else { 3000 });
+        for lines_mode in [false, true] {
+            let (_dir, path, writer) = fifo_with(content.clone());
+            let mut config = Config::new().chunk_size(chunk_size).workers(3).buffer(2);
+            if lines_mode {
+                config = config.split(Split::Records { delimiter: b'\n', max_record: 1 << 20 });
+            }
+            let p = Processor::new(config).unwrap();
+            let results = p.run(&path, |c| Ok::<_, ()>((c.offset(), c.data().to_vec()))).unwrap();
+            assert_eq!(results.total_bytes(), None, "a stream's length is not known");
+            let mut data = Vec::new();
+            for (i, item) in results.enumerate() {
+                let item = item.unwrap();
+                assert_eq!(item.index, i as u64);
+                assert_eq!(item.value.0, data.len() as u64, "offsets count the bytes before");
+                if lines_mode && data.len() + item.value.1.len() < content.len() {
+                    assert_eq!(item.value.1.last(), Some(&b'\n'), "a record-aligned chunk ends on a newline");
+                }
+                data.extend_from_slice(&item.value.1);
+            }
+            writer.join().unwrap();
+            assert_eq!(data, content, "chunk size {chunk_size}, lines {lines_mode}");
+        }
+    }
+}
+
+#[test]
+fn a_proc_file_that_reports_no_length_is_read_whole() {
+    let path = std::path::Path::new("/proc/cpuinfo");
+    let Ok(expected) = std::fs::read(path) else { return };
+    assert_eq!(std::fs::metadata(path).unwrap().len(), 0, "the system reports no length");
+    let records = Split::Records { delimiter: b'\n', max_record: 1 << 16 };
+    let p = Processor::new(Config::new().chunk_size(256).workers(2).split(records)).unwrap();
+    let lines = p.fold(path, |c| Ok::<_, ()>(memchr::memchr_iter(b'\n', c.data()).count()), 0, |a, n| a + n);
+    assert!(!expected.is_empty());
+    assert_eq!(lines.unwrap(), memchr::memchr_iter(b'\n', &expected).count());
+}
+
+#[test]
+fn a_progress_callback_over_a_stream_gets_no_total() {
+    let (_dir, path, writer) = fifo_with(lines(100));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let p =
+        Processor::new(Config::new().chunk_size(64).workers(1).lines().on_progress(move |done, total| {
+            log.lock().unwrap().push((done, total));
+        }))
+        .unwrap();
+    let n = p.fold(&path, |c| Ok::<_, ()>(c.len()), 0, |a, n| a + n).unwrap();
+    writer.join().unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.last(), Some(&(n as u64, None)));
 }
 
 #[tokio::test]

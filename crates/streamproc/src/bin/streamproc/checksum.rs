@@ -16,7 +16,7 @@ pub(crate) fn run(run: &Run, file: &Path, algo: Algo) -> Result<(), String> {
             let crc = run
                 .processor
                 .fold(
-                    file,
+                    run.input(file),
                     |chunk| {
                         let mut h = crc32fast::Hasher::new();
                         h.update(chunk.data());
@@ -35,7 +35,7 @@ pub(crate) fn run(run: &Run, file: &Path, algo: Algo) -> Result<(), String> {
             let hasher = run
                 .processor
                 .fold(
-                    file,
+                    run.input(file),
                     |chunk| Ok::<_, Infallible>(chunk.bytes().clone()),
                     xxhash_rust::xxh3::Xxh3::new(),
                     |mut acc, bytes| {

@@ -31,7 +31,7 @@ pub(crate) fn run(run: &Run, pattern: &str, file: &Path, count: bool) -> Result<
         let n = run
             .processor
             .fold(
-                file,
+                run.input(file),
                 move |chunk| {
                     let mut n = 0u64;
                     matching_lines(&finder, chunk.data(), |_| n += 1);
@@ -48,7 +48,7 @@ pub(crate) fn run(run: &Run, pattern: &str, file: &Path, count: bool) -> Result<
     let out = std::io::BufWriter::with_capacity(1 << 16, stdout);
     run.processor
         .write_ordered(
-            file,
+            run.input(file),
             move |chunk| {
                 let mut out = Vec::new();
                 matching_lines(&finder, chunk.data(), |line| {

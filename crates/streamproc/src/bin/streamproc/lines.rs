@@ -32,7 +32,7 @@ pub(crate) fn run(run: &Run, file: &Path, lines_only: bool) -> Result<(), String
     let counts = run
         .processor
         .fold(
-            file,
+            run.input(file),
             move |chunk| {
                 let data = chunk.data();
                 Ok::<_, Infallible>(Counts {

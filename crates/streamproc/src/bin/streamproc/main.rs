@@ -8,6 +8,8 @@
 //!   stats FILE                 min/mean/max per name of `name;value` lines, sorted by name
 //!   gen ROWS FILE [--seed S]   writes ROWS `name;value` lines for `stats`
 //! ```
+//!
+//! A FILE to read may be `-` (standard input), a pipe or a FIFO: it is read as a stream.
 
 mod checksum;
 mod generate;
@@ -105,6 +107,13 @@ pub(crate) struct Run {
     pub(crate) processor: Processor,
 }
 
+impl Run {
+    /// The path to read for `file`: standard input for `-`.
+    pub(crate) fn input(&self, file: &std::path::Path) -> PathBuf {
+        if file.as_os_str() == "-" { PathBuf::from("/dev/stdin") } else { file.to_path_buf() }
+    }
+}
+
 fn processor(cli: &Cli, records: bool) -> Result<Run, String> {
     let workers = cli.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut config = Config::new().chunk_size(cli.chunk_size).workers(workers).buffer(cli.buffer);
@@ -117,9 +126,12 @@ fn processor(cli: &Cli, records: bool) -> Result<Run, String> {
                 .expect("a valid template"),
         );
         config = config.on_progress(move |done, total| {
-            bar.set_length(total);
+            // A stream's length is not known: the bar shows bytes and speed only.
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
             bar.set_position(done);
-            if done == total {
+            if Some(done) == total {
                 bar.finish_and_clear();
             }
         });

@@ -3,6 +3,8 @@
 //!
 //! Values are kept as integers in tenths (the challenge's values have one decimal; more decimals are
 //! rounded to the nearest tenth), so sums are exact and the result does not depend on the chunking.
+//! A value must fit in 64 bits as tenths (an error names the line's offset otherwise); sums are
+//! 128-bit, so no input can overflow them.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -14,18 +16,18 @@ use crate::Run;
 struct Agg {
     min: i64,
     max: i64,
-    sum: i64,
+    sum: i128,
     count: u64,
 }
 
 impl Agg {
     fn new(v: i64) -> Self {
-        Self { min: v, max: v, sum: v, count: 1 }
+        Self { min: v, max: v, sum: i128::from(v), count: 1 }
     }
     fn add(&mut self, v: i64) {
         self.min = self.min.min(v);
         self.max = self.max.max(v);
-        self.sum += v;
+        self.sum += i128::from(v);
         self.count += 1;
     }
     fn merge(&mut self, o: &Agg) {
@@ -91,7 +93,10 @@ fn aggregate(data: &[u8], offset: u64) -> Result<Table, String> {
             memchr::memrchr(b';', line).ok_or_else(|| format!("line at offset {line_offset}: no ';'"))?;
         let (name, value) = (&line[..sep], &line[sep + 1..]);
         let v = parse_tenths(value).ok_or_else(|| {
-            format!("line at offset {line_offset}: {:?} is not a number", String::from_utf8_lossy(value))
+            format!(
+                "line at offset {line_offset}: {:?} is not a number of at most 18 digits",
+                String::from_utf8_lossy(value)
+            )
         })?;
         match table.get_mut(name) {
             Some(agg) => agg.add(v),
@@ -108,17 +113,19 @@ fn tenths(v: i64) -> String {
     format!("{}{}.{}", if v < 0 { "-" } else { "" }, v.abs() / 10, v.abs() % 10)
 }
 
-/// The mean in tenths, rounded half up (towards positive infinity), as the challenge does.
-fn mean_tenths(sum: i64, count: u64) -> i64 {
-    let count = count as i64;
-    (2 * sum + count).div_euclid(2 * count)
+/// The mean in tenths, rounded half up (towards positive infinity), as the challenge does. It lies
+/// between the minimum and the maximum, so it fits where they do.
+fn mean_tenths(sum: i128, count: u64) -> i64 {
+    let count = i128::from(count);
+    let mean = (2 * sum + count).div_euclid(2 * count);
+    i64::try_from(mean).expect("a mean lies between the minimum and the maximum")
 }
 
 pub(crate) fn run(run: &Run, file: &Path) -> Result<(), String> {
     let table = run
         .processor
         .fold(
-            file,
+            run.input(file),
             |chunk| aggregate(chunk.data(), chunk.offset()),
             Table::default(),
             |mut acc, t| {
@@ -172,6 +179,9 @@ mod tests {
         assert_eq!(tenths(-5), "-0.5");
         assert_eq!(mean_tenths(-15, 2), -7); // -0.75 rounds up to -0.7
         assert_eq!(mean_tenths(15, 2), 8);
+        // Two values whose sum overflows 64 bits.
+        assert_eq!(mean_tenths(2 * 9_000_000_000_000_000_000, 2), 9_000_000_000_000_000_000);
+        assert_eq!(parse_tenths(b"9999999999999999999"), None, "above 64 bits as tenths");
     }
 
     #[test]
