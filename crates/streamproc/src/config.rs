@@ -24,6 +24,18 @@ pub enum Split {
         /// [`Error::RecordTooLong`](crate::Error::RecordTooLong).
         max_record: usize,
     },
+    /// Chunks of whole CSV records (RFC 4180): like `Records` with the newline as delimiter, but
+    /// a newline inside a quoted field does not end a record, so a chunk never ends inside a
+    /// quoted field. The reader scans every chunk for quotes (on its one thread). A quoted field
+    /// left open at the end of the input is [`Error::MalformedCsv`](crate::Error::MalformedCsv).
+    Csv {
+        /// The field separator (`b','`).
+        delimiter: u8,
+        /// The quote character (`b'"'`).
+        quote: u8,
+        /// The longest record allowed, as for `Records`.
+        max_record: usize,
+    },
 }
 
 /// A progress callback: bytes done (in file order) and the input's length, if known (`None` for
@@ -94,6 +106,12 @@ impl Config {
         self
     }
 
+    /// Chunks of whole CSV records (`,` and `"`), a record at most `chunk_size` long.
+    pub fn csv(self) -> Self {
+        let max_record = self.chunk_size;
+        self.split(Split::Csv { delimiter: b',', quote: b'"', max_record })
+    }
+
     /// Record-aligned chunks of newline-terminated lines, a line at most `chunk_size` long.
     pub fn lines(self) -> Self {
         let max_record = self.chunk_size;
@@ -117,7 +135,9 @@ impl Config {
     pub fn max_chunk_bytes(&self) -> usize {
         match self.split {
             Split::Fixed => self.chunk_size,
-            Split::Records { max_record, .. } => self.chunk_size.max(max_record.saturating_add(1)),
+            Split::Records { max_record, .. } | Split::Csv { max_record, .. } => {
+                self.chunk_size.max(max_record.saturating_add(1))
+            }
         }
     }
 
@@ -128,7 +148,7 @@ impl Config {
         if self.workers == 0 {
             return Err(ConfigError::ZeroWorkers);
         }
-        if let Split::Records { max_record, .. } = self.split
+        if let Split::Records { max_record, .. } | Split::Csv { max_record, .. } = self.split
             && max_record < self.chunk_size
         {
             return Err(ConfigError::MaxRecordBelowChunkSize { max_record, chunk_size: self.chunk_size });

@@ -85,6 +85,13 @@ pub enum Error<E = Infallible> {
         /// The longest record allowed.
         max_record: usize,
     },
+    /// A CSV input ends inside a quoted field.
+    MalformedCsv {
+        /// The file.
+        path: PathBuf,
+        /// Where the unterminated quoted field opens.
+        offset: u64,
+    },
     /// The file's length changed while it was being read.
     FileChanged {
         /// The file.
@@ -143,6 +150,9 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 "{}: the record at offset {offset} is longer than the maximum of {max_record} bytes",
                 path.display()
             ),
+            Error::MalformedCsv { path, offset } => {
+                write!(f, "{}: the quoted field at offset {offset} is never closed", path.display())
+            }
             Error::FileChanged { path, expected, actual } => write!(
                 f,
                 "{} changed while being read: it was {expected} bytes, then {actual}",
@@ -197,6 +207,7 @@ impl<E> Error<E> {
                 Error::RecordTooLong { path, offset, max_record }
             }
             Error::FileChanged { path, expected, actual } => Error::FileChanged { path, expected, actual },
+            Error::MalformedCsv { path, offset } => Error::MalformedCsv { path, offset },
             Error::Worker { index, offset, error } => Error::Worker { index, offset, error: map(error) },
             Error::Panicked { index, offset, message } => Error::Panicked { index, offset, message },
             Error::Disconnected { index } => Error::Disconnected { index },

@@ -22,7 +22,7 @@ use objpool::BufferPool;
 use crate::chunk::Chunk;
 use crate::config::{Config, Split};
 use crate::error::Error;
-use crate::split::{Cut, cut};
+use crate::split::{Csv, Cut, cut, cut_csv};
 
 pub(crate) struct Reader {
     file: File,
@@ -104,14 +104,30 @@ impl Reader {
         }
         let end = match self.split {
             Split::Fixed => buf.len().min(want),
-            Split::Records { delimiter, max_record } => loop {
-                match cut(&buf, self.at_eof(&buf), delimiter, self.chunk_size, max_record) {
+            Split::Records { max_record, .. } | Split::Csv { max_record, .. } => loop {
+                let at_eof = self.at_eof(&buf);
+                let decision = match self.split {
+                    Split::Csv { delimiter, quote, .. } => {
+                        cut_csv(&buf, at_eof, self.chunk_size, max_record, Csv { delimiter, quote })
+                    }
+                    Split::Records { delimiter, .. } => {
+                        cut(&buf, at_eof, delimiter, self.chunk_size, max_record)
+                    }
+                    Split::Fixed => unreachable!("matched above"),
+                };
+                match decision {
                     Cut::At(n) => break n,
                     Cut::TooLong => {
                         return Err(Error::RecordTooLong {
                             path: self.path.clone(),
                             offset: self.offset,
                             max_record,
+                        });
+                    }
+                    Cut::Unterminated(at) => {
+                        return Err(Error::MalformedCsv {
+                            path: self.path.clone(),
+                            offset: self.offset + at as u64,
                         });
                     }
                     Cut::NeedMore => {

@@ -1,5 +1,6 @@
-//! Where a record-aligned chunk ends: a pure function over the bytes read, shared by the reader,
-//! the property tests and the fuzz target.
+//! Where a record-aligned chunk ends: pure functions over the bytes read, shared by the reader,
+//! the property tests and the fuzz target. [`cut`] ends records at a delimiter byte; [`cut_csv`]
+//! at a newline outside quoted fields.
 
 /// Where the chunk that starts with `window` ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +11,8 @@ pub enum Cut {
     NeedMore,
     /// No delimiter within the longest record allowed.
     TooLong,
+    /// CSV only: the input ends inside the quoted field that opens at this position.
+    Unterminated(usize),
 }
 
 /// Chooses the end of a record-aligned chunk.
@@ -43,6 +46,95 @@ pub fn cut(window: &[u8], at_eof: bool, delimiter: u8, chunk_size: usize, max_re
     }
 }
 
+/// The CSV dialect of [`cut_csv`]: the field separator and the quote character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Csv {
+    /// Separates fields (`b','`).
+    pub delimiter: u8,
+    /// Opens and closes a quoted field; doubled inside one (`b'"'`).
+    pub quote: u8,
+}
+
+/// Where a CSV record-scanning state machine stands, as RFC 4180 readers (and the `csv` crate)
+/// see it: a quote opens a quoted field only at a field's start, a doubled quote inside one is a
+/// literal quote, and a newline ends a record only outside quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// Just after a quote inside a quoted field: the field's end, or the first of a doubled quote.
+    QuoteInQuoted,
+}
+
+/// Chooses the end of a CSV chunk that starts at a record boundary: like [`cut`], with the
+/// newline as the delimiter, but a newline inside a quoted field does not end a record. The
+/// window is scanned from its start (the state at a record boundary is known), so the cut is
+/// exact whatever the chunking. A quoted field still open at the end of the input is
+/// [`Cut::Unterminated`] with its position.
+pub fn cut_csv(window: &[u8], at_eof: bool, chunk_size: usize, max_record: usize, dialect: Csv) -> Cut {
+    debug_assert!(max_record >= chunk_size, "checked by Config::validate");
+    let limit = max_record.saturating_add(1);
+    let whole = at_eof && window.len() <= chunk_size;
+    let scan_to = if whole { window.len() } else { window.len().min(limit) };
+    let mut state = State::FieldStart;
+    let mut opened = 0;
+    let mut last_end = None;
+    let mut i = 0;
+    while i < scan_to {
+        if !whole && i >= chunk_size && last_end.is_some() {
+            break;
+        }
+        if state == State::Quoted {
+            // Nothing but a quote matters inside a quoted field.
+            match memchr::memchr(dialect.quote, &window[i..scan_to]) {
+                Some(at) => {
+                    i += at + 1;
+                    state = State::QuoteInQuoted;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let b = window[i];
+        if b == b'\n' {
+            state = State::FieldStart;
+            if whole || i < chunk_size {
+                last_end = Some(i + 1);
+            } else {
+                // No record ends within the target size: the first one beyond it.
+                return Cut::At(i + 1);
+            }
+        } else if b == dialect.quote && state == State::FieldStart {
+            state = State::Quoted;
+            opened = i;
+        } else if b == dialect.quote && state == State::QuoteInQuoted {
+            state = State::Quoted;
+        } else if b == dialect.delimiter {
+            state = State::FieldStart;
+        } else if state != State::Unquoted {
+            // Text at a field's start, or after a closing quote (kept, as lenient readers do).
+            state = State::Unquoted;
+        }
+        i += 1;
+    }
+    if whole {
+        // The input ends in this chunk.
+        return if state == State::Quoted { Cut::Unterminated(opened) } else { Cut::At(window.len()) };
+    }
+    if let Some(end) = last_end {
+        return Cut::At(end);
+    }
+    if window.len() >= limit {
+        Cut::TooLong
+    } else if at_eof {
+        // The input ends inside a record that fits.
+        if state == State::Quoted { Cut::Unterminated(opened) } else { Cut::At(window.len()) }
+    } else {
+        Cut::NeedMore
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +147,21 @@ mod tests {
         assert_eq!(cut(b"abcdef\nxy", false, b'\n', 4, 8), Cut::At(7));
         assert_eq!(cut(b"abcdefghi", false, b'\n', 4, 8), Cut::TooLong);
         assert_eq!(cut(b"abcdefgh", true, b'\n', 4, 8), Cut::At(8));
+    }
+
+    #[test]
+    fn csv_cuts_skip_newlines_in_quotes() {
+        let d = Csv { delimiter: b',', quote: b'"' };
+        assert_eq!(cut_csv(b"a,b\nc,d\ne", false, 8, 8, d), Cut::At(8));
+        // The newline inside quotes is not a record end: the chunk grows to the next one.
+        assert_eq!(cut_csv(b"a,\"x\ny\"\nz", false, 4, 16, d), Cut::At(8));
+        assert_eq!(cut_csv(b"a,\"x\ny", false, 4, 16, d), Cut::NeedMore);
+        // A doubled quote is a literal quote: the field stays open across it.
+        assert_eq!(cut_csv(b"\"a\"\"\nb\"\nc", false, 4, 16, d), Cut::At(8));
+        // A quote inside an unquoted field is a literal.
+        assert_eq!(cut_csv(b"ab\"c\nd", false, 8, 8, d), Cut::At(5));
+        assert_eq!(cut_csv(b"a,\"open\n", true, 16, 16, d), Cut::Unterminated(2));
+        assert_eq!(cut_csv(b"a,\"0123456789", false, 4, 8, d), Cut::TooLong);
+        assert_eq!(cut_csv(b"a,b", true, 8, 8, d), Cut::At(3));
     }
 }

@@ -59,20 +59,25 @@ fn stats_matches_a_one_thread_aggregation() {
 
 #[test]
 fn lines_counts_like_wc() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("text");
-    let text: String = (0..20_000).map(|i| format!("word{i}  and\tmore {}\n", " x".repeat(i % 5))).collect();
-    std::fs::write(&path, format!("{text}last line without newline")).unwrap();
-    let data = std::fs::read(&path).unwrap();
-    let lines = data.iter().filter(|&&b| b == b'\n').count();
-    let words = String::from_utf8_lossy(&data).split_ascii_whitespace().count();
-    let got = stdout(&streamproc(&["lines", p(&path)]));
-    assert_eq!(got.trim(), format!("{lines} {words} {} {}", data.len(), p(&path)));
-    assert_eq!(stdout(&streamproc(&["lines", "-l", p(&path)])).trim(), format!("{lines} {}", p(&path)));
-    if let Ok(wc) = Command::new("wc").arg(&path).output() {
-        let wc = String::from_utf8(wc.stdout).unwrap();
-        let wc: Vec<&str> = wc.split_whitespace().collect();
-        assert_eq!(wc[..3], [lines.to_string(), words.to_string(), data.len().to_string()]);
+    // Newline and CRLF line ends: a CRLF is one line end, as for wc.
+    for eol in ["\n", "\r\n"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("text");
+        let text: String =
+            (0..20_000).map(|i| format!("word{i}  and\tmore {}{eol}", " x".repeat(i % 5))).collect();
+        std::fs::write(&path, format!("{text}last line without newline")).unwrap();
+        let data = std::fs::read(&path).unwrap();
+        let lines = data.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(lines, 20_000);
+        let words = String::from_utf8_lossy(&data).split_ascii_whitespace().count();
+        let got = stdout(&streamproc(&["lines", p(&path)]));
+        assert_eq!(got.trim(), format!("{lines} {words} {} {}", data.len(), p(&path)));
+        assert_eq!(stdout(&streamproc(&["lines", "-l", p(&path)])).trim(), format!("{lines} {}", p(&path)));
+        if let Ok(wc) = Command::new("wc").arg(&path).output() {
+            let wc = String::from_utf8(wc.stdout).unwrap();
+            let wc: Vec<&str> = wc.split_whitespace().collect();
+            assert_eq!(wc[..3], [lines.to_string(), words.to_string(), data.len().to_string()]);
+        }
     }
 }
 

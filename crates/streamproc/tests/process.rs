@@ -342,8 +342,60 @@ async fn the_stream_yields_in_order_and_stops_when_dropped() {
     drop(stream);
 }
 
+/// The records of `data` as the `csv` crate reads them (no header, any field count).
+fn csv_records(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data)
+        .byte_records()
+        .map(|r| r.unwrap().iter().map(<[u8]>::to_vec).collect())
+        .collect()
+}
+
+#[test]
+fn an_unterminated_quoted_field_is_an_error_naming_its_offset() {
+    let file = file_with(b"a,b\nc,\"never closed\nd,e\n");
+    let p = Processor::new(Config::new().chunk_size(4).workers(1).split(Split::Csv {
+        delimiter: b',',
+        quote: b'"',
+        max_record: 64,
+    }))
+    .unwrap();
+    let err =
+        p.fold(file.path(), |c| Ok::<_, std::convert::Infallible>(c.len()), 0, |a, n| a + n).unwrap_err();
+    assert!(matches!(err, Error::MalformedCsv { offset: 6, .. }), "{err:?}");
+    assert!(err.to_string().contains("offset 6"), "{err}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// CSV with quoted newlines, delimiters and doubled quotes, cut at any chunk size: each chunk
+    /// parses on its own into exactly the records the `csv` crate reads from the whole input.
+    #[test]
+    fn csv_chunks_hold_whole_records(
+        records in proptest::collection::vec(
+            proptest::collection::vec("[ab,\"\n\r ]{0,12}", 1..5),
+            0..120,
+        ),
+        chunk in prop_oneof![1usize..64, Just(1024usize), Just(1usize << 20)],
+        workers in 1usize..4,
+    ) {
+        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
+        for record in &records {
+            writer.write_record(record).unwrap();
+        }
+        let content = writer.into_inner().unwrap();
+        let file = file_with(&content);
+        let split = Split::Csv { delimiter: b',', quote: b'"', max_record: 1 << 20 };
+        let p = Processor::new(Config::new().chunk_size(chunk).workers(workers).buffer(1).split(split)).unwrap();
+        let mut got = Vec::new();
+        for item in p.run(file.path(), |c| Ok::<_, ()>(csv_records(c.data()))).unwrap() {
+            got.extend(item.unwrap().value);
+        }
+        prop_assert_eq!(got, csv_records(&content));
+    }
 
     /// For any input and chunk size, record-aligned chunks concatenate to the input, each ends on
     /// the delimiter but the last, and the results come back in order.
