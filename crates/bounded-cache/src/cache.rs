@@ -293,10 +293,14 @@ where
             cell.write().detach_flights();
             let mut from = Some(0);
             while let Some(start) = from {
-                from = cell.read().snapshot(start, INVALIDATE_BATCH, inner.now(), &mut seen);
+                let cleared = {
+                    let shard = cell.read();
+                    from = shard.snapshot(start, INVALIDATE_BATCH, inner.now(), &mut seen);
+                    shard.cleared
+                };
                 // Removes what the predicate condemned when dropped: after the batch, or while
                 // the predicate's panic unwinds.
-                let mut doomed = Doomed { inner, cell, entries: Vec::new(), count: &mut count };
+                let mut doomed = Doomed { inner, cell, entries: Vec::new(), cleared, count: &mut count };
                 for (idx, version, key, value) in seen.drain(..) {
                     if predicate(&key, &value) {
                         doomed.entries.push((idx, version));
@@ -599,6 +603,8 @@ where
     inner: &'a Inner<K, V, W, S>,
     cell: &'a ShardCell<K, V>,
     entries: Vec<(u32, u16)>,
+    /// The shard's `cleared` count when the entries were seen.
+    cleared: u64,
     count: &'a mut usize,
 }
 
@@ -614,7 +620,10 @@ where
         }
         let removed: Vec<_> = {
             let mut shard = self.cell.write();
-            self.entries.drain(..).filter_map(|(idx, version)| shard.remove_seen(idx, version)).collect()
+            self.entries
+                .drain(..)
+                .filter_map(|(idx, version)| shard.remove_seen(idx, version, self.cleared))
+                .collect()
         };
         *self.count += removed.len();
         self.inner.release_all(removed);

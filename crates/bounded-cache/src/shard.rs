@@ -59,6 +59,9 @@ pub(crate) struct Shard<K, V> {
     expiring: usize,
     /// Where the incremental expiry sweep resumes.
     sweep_cursor: u32,
+    /// How many times the shard was emptied by `take_all` (its slab replaced): node indices and
+    /// versions read before are meaningless after.
+    pub(crate) cleared: u64,
     pub(crate) counters: Counters,
     /// Loads in flight for keys of this shard. A load leaves this table when it stores its value,
     /// or earlier when an invalidation detaches it (then it stores nothing).
@@ -82,6 +85,7 @@ impl<K, V> Shard<K, V> {
             weight: 0,
             expiring: 0,
             sweep_cursor: 0,
+            cleared: 0,
             counters: Counters::default(),
             flights: HashTable::new(),
         }
@@ -208,7 +212,12 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes the entry at `idx` if it is still the one [`Shard::snapshot`] saw there.
-    pub(crate) fn remove_seen(&mut self, idx: u32, version: u16) -> Option<Removed<K, V>> {
+    pub(crate) fn remove_seen(&mut self, idx: u32, version: u16, cleared: u64) -> Option<Removed<K, V>> {
+        // A `clear` since the entry was seen replaced the slab: the index may be past its end,
+        // or name another entry with the same version.
+        if cleared != self.cleared || idx as usize >= self.slab.capacity() {
+            return None;
+        }
         let node = self.slab.node(idx);
         (node.is_occupied() && node.version == version).then(|| self.take(idx, RemovalCause::Explicit, false))
     }
@@ -223,6 +232,7 @@ impl<K, V> Shard<K, V> {
         self.weight = 0;
         self.expiring = 0;
         self.sweep_cursor = 0;
+        self.cleared += 1;
         self.slab.take()
     }
 

@@ -171,3 +171,25 @@ fn a_cancelled_waiter_deregisters_its_waker() {
     });
     assert_eq!(cache.get(&1), Some(7));
 }
+
+/// A predicate that clears the cache and writes the key again: the batch it was evaluated on
+/// belongs to the slab `clear` replaced, so nothing is removed from the new one (the entry the
+/// predicate wrote was never evaluated), and no stale index is followed.
+#[test]
+fn a_predicate_that_clears_and_refills_removes_nothing_it_did_not_see() {
+    let cache: Cache<u32, u32> = Cache::builder(1 << 20).shards(1).build().unwrap();
+    cache.insert(1, 1).unwrap();
+    let removed = cache.invalidate_if(|k, _| {
+        cache.clear();
+        cache.insert(*k, 99).unwrap();
+        true
+    });
+    assert_eq!(removed, 0);
+    assert_eq!(cache.get(&1), Some(99));
+    cache.insert(2, 2).unwrap();
+    let removed = cache.invalidate_if(|_, _| {
+        cache.clear();
+        true
+    });
+    assert_eq!((removed, cache.len()), (0, 0));
+}
