@@ -193,14 +193,28 @@ impl Reader {
 #[cfg(unix)]
 fn read_next(file: &File, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: read writes at most `len` bytes at `ptr` and nothing else.
+    read_into(buf, max, |ptr, len| unsafe { libc::read(fd, ptr, len) })
+}
+
+/// Appends to `buf`, which has `max` bytes of spare capacity, what `read(ptr, len)` (a `read`
+/// or `pread` of at most `len` bytes into `ptr`, returning the count or -1 with `errno` set)
+/// puts there; returns the count. Retries on `Interrupted`.
+#[cfg(unix)]
+fn read_into(
+    buf: &mut BytesMut,
+    max: usize,
+    mut read: impl FnMut(*mut libc::c_void, usize) -> libc::ssize_t,
+) -> io::Result<usize> {
     debug_assert!(buf.capacity() - buf.len() >= max);
     let spare = buf.spare_capacity_mut();
     loop {
-        // SAFETY: `spare` is valid for writes of `max` bytes (it has at least that capacity), and
-        // read only writes into it; no reference to uninitialised memory is created.
-        let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), max) };
+        // `spare` is valid for writes of `max` bytes (it has at least that capacity), and the
+        // call only writes into it; no reference to uninitialised memory is created.
+        let n = read(spare.as_mut_ptr().cast(), max);
         if n >= 0 {
-            // SAFETY: read initialised the first `n` bytes of the spare capacity.
+            // SAFETY: the call initialised the first `n` bytes of the spare capacity.
             unsafe { buf.set_len(buf.len() + n as usize) };
             return Ok(n as usize);
         }
@@ -233,23 +247,9 @@ fn read_next(file: &File, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
 #[cfg(unix)]
 fn read_at(file: &File, buf: &mut BytesMut, max: usize, offset: u64) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    debug_assert!(buf.capacity() - buf.len() >= max);
-    let spare = buf.spare_capacity_mut();
-    loop {
-        // SAFETY: `spare` is valid for writes of `max` bytes (it has at least that capacity), and
-        // pread only writes into it; no reference to uninitialised memory is created.
-        let n =
-            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), max, offset as libc::off_t) };
-        if n >= 0 {
-            // SAFETY: pread initialised the first `n` bytes of the spare capacity.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    let fd = file.as_raw_fd();
+    // SAFETY: pread writes at most `len` bytes at `ptr` and nothing else.
+    read_into(buf, max, |ptr, len| unsafe { libc::pread(fd, ptr, len, offset as libc::off_t) })
 }
 
 #[cfg(not(unix))]
