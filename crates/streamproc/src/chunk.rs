@@ -5,7 +5,8 @@ use objpool::OwnedGuard;
 
 /// A piece of the file: its bytes, its index (0, 1, 2... in file order) and its offset.
 ///
-/// The bytes live in a buffer from the run's pool; the buffer goes back to the pool when the
+/// The bytes live in a buffer from the run's pool (or, for an [`Input::bytes`](crate::Input::bytes),
+/// in the caller's buffer); the buffer goes back to the pool when the
 /// chunk is dropped and no clone of [`Chunk::bytes`] is alive any more (a clone that outlives the
 /// chunk keeps its part of the buffer, and the pool then allocates a replacement).
 pub struct Chunk {
@@ -13,14 +14,16 @@ pub struct Chunk {
     // the buffer unshared and reclaims it in place.
     data: Bytes,
     index: u64,
+    input: usize,
     offset: u64,
-    _buffer: OwnedGuard<BytesMut>,
+    _buffer: Option<OwnedGuard<BytesMut>>,
 }
 
 impl std::fmt::Debug for Chunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chunk")
             .field("index", &self.index)
+            .field("input", &self.input)
             .field("offset", &self.offset)
             .field("len", &self.data.len())
             .finish()
@@ -28,8 +31,14 @@ impl std::fmt::Debug for Chunk {
 }
 
 impl Chunk {
-    pub(crate) fn new(data: Bytes, index: u64, offset: u64, buffer: OwnedGuard<BytesMut>) -> Self {
-        Self { data, index, offset, _buffer: buffer }
+    pub(crate) fn new(
+        data: Bytes,
+        index: u64,
+        input: usize,
+        offset: u64,
+        buffer: Option<OwnedGuard<BytesMut>>,
+    ) -> Self {
+        Self { data, index, input, offset, _buffer: buffer }
     }
 
     /// The chunk's bytes.
@@ -42,12 +51,18 @@ impl Chunk {
         &self.data
     }
 
-    /// Position in file order, from 0.
+    /// Position in file order, from 0 (in a run over several inputs, counted across them).
     pub fn index(&self) -> u64 {
         self.index
     }
 
-    /// Offset of the first byte in the file.
+    /// Which input the chunk comes from: its position in the inputs of
+    /// [`Processor::run_many`](crate::Processor::run_many) (0 for a run over one input).
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// Offset of the first byte in its input (in the decoded bytes, for a compressed input).
     pub fn offset(&self) -> u64 {
         self.offset
     }

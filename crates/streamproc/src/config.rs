@@ -55,6 +55,10 @@ pub struct Config {
     pub(crate) buffer: usize,
     pub(crate) split: Split,
     pub(crate) progress: Option<Progress>,
+    #[cfg(feature = "compression")]
+    pub(crate) decompress: bool,
+    #[cfg(feature = "rayon")]
+    pub(crate) thread_pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl fmt::Debug for Config {
@@ -65,7 +69,7 @@ impl fmt::Debug for Config {
             .field("buffer", &self.buffer)
             .field("split", &self.split)
             .field("progress", &self.progress.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -78,7 +82,17 @@ impl Default for Config {
 impl Config {
     /// 1 MiB chunks, 4 workers, a buffer of 10 chunks, fixed-size split.
     pub fn new() -> Self {
-        Self { chunk_size: 1 << 20, workers: 4, buffer: 10, split: Split::Fixed, progress: None }
+        Self {
+            chunk_size: 1 << 20,
+            workers: 4,
+            buffer: 10,
+            split: Split::Fixed,
+            progress: None,
+            #[cfg(feature = "compression")]
+            decompress: false,
+            #[cfg(feature = "rayon")]
+            thread_pool: None,
+        }
     }
 
     /// Bytes per chunk (record-aligned chunks may be shorter, or longer up to the longest record).
@@ -121,6 +135,28 @@ impl Config {
     /// Calls `progress(bytes_done, total)` each time a chunk's result is handed out.
     pub fn on_progress(mut self, progress: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(progress));
+        self
+    }
+
+    /// Decodes gzip and zstd inputs (feature `compression`), recognised by their magic bytes
+    /// whatever their name: a compressed input is read as a stream of its decoded bytes, so
+    /// offsets, chunks and records are those of the decoded text. Default off: a run sees the
+    /// bytes as stored (a checksum of a `.gz` file is the file's).
+    #[cfg(feature = "compression")]
+    pub fn decompress(mut self, decompress: bool) -> Self {
+        self.decompress = decompress;
+        self
+    }
+
+    /// Runs the workers as jobs on `pool` (feature `rayon`) instead of threads of their own, so
+    /// that a service running many jobs does not start threads for each. `workers` jobs are
+    /// queued per run; each holds a pool thread until its run ends (it blocks waiting for
+    /// chunks), so size the pool for the runs that go on at once. The reader stays a thread of
+    /// the run's own. Do not consume a run's results from a thread of the same pool while every
+    /// other thread of it is busy: its workers would wait for a free thread forever.
+    #[cfg(feature = "rayon")]
+    pub fn thread_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
+        self.thread_pool = Some(pool);
         self
     }
 

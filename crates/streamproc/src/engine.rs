@@ -1,41 +1,26 @@
-//! The pipeline: one reader thread, `workers` worker threads, and the caller's thread putting
-//! results back in file order.
+//! The public face of a run: [`Processor`] and its ways to consume results. The pipeline itself
+//! (threads, channels, the reorder window) is in [`pipeline`](crate::pipeline).
 //!
-//! # Implementation details
+//! # Where the work runs
 //!
-//! ```text
-//!            credits (bounded: workers + buffer)
-//!   caller ─────────────────────────────────────────────► reader
-//!     ▲                                                     │ chunks (bounded: buffer)
-//!     │ results, any order                                  ▼
-//!     └──────────────────────────────────────────────── workers
-//! ```
-//!
-//! Before reading a chunk the reader deposits a credit in a bounded channel, blocking when it is
-//! full; the caller withdraws one each time it hands out a result. So at most `workers + buffer`
-//! chunks are read and not yet handed out, and chunk `k` is never read before chunk
-//! `k - (workers + buffer)` has been handed out: the reorder window is a ring of that many slots and
-//! memory does not depend on the file size or on how unevenly chunks take their time. The read
-//! buffers come from an `objpool` buffer pool of the same size, so the steady state allocates no
-//! buffer.
-//!
-//! A failure stops the run: the reader stops at once on a read error (reported after the chunks
-//! before it), and a worker's error or panic is reported in its place in file order, after which the
-//! iterator ends and the threads wind down. Dropping the iterator disconnects the channels: the
-//! reader stops before its next read and the workers after their current chunk.
+//! [`Processor::run`] and [`Processor::run_many`] return an iterator that outlives the call, so
+//! their function is `'static` and their workers are threads of their own (or jobs on the
+//! [`Config::thread_pool`] pool). The methods that consume the results before returning
+//! ([`fold`](Processor::fold), [`fold_each`](Processor::fold_each), [`reduce`](Processor::reduce),
+//! [`write_ordered`](Processor::write_ordered), [`scope`](Processor::scope)) take a function that
+//! may borrow from the caller: their workers are scoped threads (or scoped jobs on the pool) that
+//! end before the method returns. The reader is always a thread of the run's own: a reader queued
+//! on a busy pool behind workers that wait for it would never run.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
-use objpool::BufferPoolBuilder;
-
 use crate::chunk::Chunk;
-use crate::config::{Config, Progress};
+use crate::config::Config;
 use crate::error::{ConfigError, Error};
+use crate::input::Input;
+use crate::pipeline::{self, Event, Pending, Results, WorkerEnds};
 use crate::reader::Reader;
 
 /// Processes files in chunks, in parallel, in bounded memory.
@@ -61,12 +46,14 @@ pub struct Processor {
     config: Config,
 }
 
-/// One chunk's result, handed out in file order.
+/// One chunk's result, handed out in input order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Processed<R> {
-    /// The chunk's index.
+    /// The chunk's index (counted across the inputs of a run over several).
     pub index: u64,
-    /// The chunk's offset in the file.
+    /// Which input the chunk comes from (its position in the inputs; 0 for a run over one).
+    pub input: usize,
+    /// The chunk's offset in its input.
     pub offset: u64,
     /// The chunk's length.
     pub len: usize,
@@ -74,37 +61,16 @@ pub struct Processed<R> {
     pub value: R,
 }
 
-enum Failure<E> {
-    Error(E),
-    Panic(String),
-}
-
-/// A result waiting for its turn: offset, length and outcome.
-type Arrived<R, E> = (u64, usize, Result<R, Failure<E>>);
-
-enum Message<R, E> {
-    Done {
-        index: u64,
-        offset: u64,
-        len: usize,
-        result: Result<R, Failure<E>>,
-    },
-    /// The reader failed before reading chunk `index`.
-    Stopped {
-        index: u64,
-        error: Error<E>,
-    },
-    /// The reader read `chunks` chunks and the file did not change.
-    End {
-        chunks: u64,
-    },
+fn never<E>(error: Error<Infallible>) -> Error<E> {
+    error.map_worker(|never| match never {})
 }
 
 impl Processor {
     /// A processor with the given settings.
     ///
     /// # Errors
-    /// [`ConfigError`] for a zero chunk size or worker count, or a longest record below the chunk size.
+    /// [`ConfigError`] for a zero chunk size or worker count, a longest record below the chunk
+    /// size, or a window or chunk too large to allocate.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self { config })
@@ -115,103 +81,285 @@ impl Processor {
         &self.config
     }
 
-    /// Starts processing `path`: `f` runs on each chunk on the worker threads; the results come
-    /// back through the returned iterator in file order. `path` may be a regular file, read with
-    /// positional reads, or a stream (a pipe, a FIFO, `/dev/stdin`, a `/proc` file), read
-    /// sequentially into the same bounded window.
+    /// Opens one input on the caller's thread, so that its open error is the call's.
+    fn open_one<E>(&self, input: impl Into<Input>) -> Result<(Vec<Pending>, Option<u64>), Error<E>> {
+        let pool = pipeline::buffer_pool(&self.config);
+        let reader = Reader::open(input.into(), 0, &self.config, pool, 0).map_err(never)?;
+        let total = reader.len();
+        Ok((vec![Pending::Open(reader)], total))
+    }
+
+    /// Several inputs, opened by the reader in turn.
+    fn pending(inputs: impl IntoIterator<Item = impl Into<Input>>) -> (Vec<Pending>, Option<u64>) {
+        let inputs: Vec<Input> = inputs.into_iter().map(Into::into).collect();
+        let total = inputs.iter().map(Input::len_hint).sum::<Option<u64>>();
+        (inputs.into_iter().map(Pending::Closed).collect(), total)
+    }
+
+    /// Starts processing `input` (a path, or any [`Input`]): `f` runs on each chunk on the
+    /// worker threads; the results come back through the returned iterator in order. A regular
+    /// file is read with positional reads; a pipe, a FIFO, standard input, a `/proc` file or a
+    /// reader is read sequentially into the same bounded window.
     ///
     /// # Errors
-    /// [`Error::Open`] if the file cannot be opened; [`Error::Spawn`] if a thread cannot start.
+    /// [`Error::Open`] if the input cannot be opened; [`Error::Spawn`] if a thread cannot start.
     /// Later failures come through the iterator.
-    pub fn run<R, E, F>(&self, path: impl AsRef<Path>, f: F) -> Result<Results<R, E>, Error<E>>
+    pub fn run<R, E, F>(&self, input: impl Into<Input>, f: F) -> Result<Results<R, E>, Error<E>>
     where
         F: Fn(&Chunk) -> Result<R, E> + Send + Sync + 'static,
         R: Send + 'static,
         E: Send + 'static,
     {
-        let window = self.config.max_chunks_in_memory();
-        let pool = BufferPoolBuilder::new(self.config.max_chunk_bytes())
-            .max_size(window)
-            .build()
-            .expect("a valid config gives a valid pool");
-        let mut reader = Reader::open(path.as_ref(), &self.config, pool)?;
-        let total = reader.len();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (credit_tx, credit_rx) = bounded::<()>(window);
-        let (chunk_tx, chunk_rx) = bounded::<Chunk>(self.config.buffer);
-        let (result_tx, result_rx) = bounded::<Message<R, E>>(window + 1);
-        let spawn_err = |source| Error::Spawn { source };
+        let (inputs, total) = self.open_one(input)?;
+        self.detached(inputs, total, f)
+    }
 
+    /// Like [`run`](Self::run) over several inputs in one pipeline, one after another, as `wc`
+    /// and `rg` read their files: results in order (each [`Processed::input`] says whose), the
+    /// workers kept busy across the boundaries. An input that cannot be opened or read yields its
+    /// error in its place and the run goes on with the next one; a worker's error or panic stops
+    /// the run. Inputs are opened when their turn comes.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] if a thread cannot start.
+    pub fn run_many<R, E, F>(
+        &self,
+        inputs: impl IntoIterator<Item = impl Into<Input>>,
+        f: F,
+    ) -> Result<Results<R, E>, Error<E>>
+    where
+        F: Fn(&Chunk) -> Result<R, E> + Send + Sync + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let (inputs, total) = Self::pending(inputs);
+        self.detached(inputs, total, f)
+    }
+
+    /// A run whose workers outlive the call: threads of their own, or jobs on the shared pool.
+    fn detached<R, E, F>(
+        &self,
+        inputs: Vec<Pending>,
+        total: Option<u64>,
+        f: F,
+    ) -> Result<Results<R, E>, Error<E>>
+    where
+        F: Fn(&Chunk) -> Result<R, E> + Send + Sync + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let (results, ends) =
+            pipeline::start(&self.config, pipeline::buffer_pool(&self.config), inputs, total)?;
         let f = Arc::new(f);
         for w in 0..self.config.workers {
-            let (chunk_rx, result_tx, f) = (chunk_rx.clone(), result_tx.clone(), Arc::clone(&f));
+            let (ends, f) = (ends.clone(), Arc::clone(&f));
+            let job = move || pipeline::work(&ends, &*f);
+            #[cfg(feature = "rayon")]
+            if let Some(pool) = &self.config.thread_pool {
+                pool.spawn(job);
+                continue;
+            }
             thread::Builder::new()
                 .name(format!("streamproc-worker-{w}"))
-                .spawn(move || work(&chunk_rx, &result_tx, &*f))
-                .map_err(spawn_err)?;
+                .spawn(job)
+                .map_err(|source| Error::Spawn { source })?;
         }
-        drop(chunk_rx);
-        let reader_stop = Arc::clone(&stop);
-        thread::Builder::new()
-            .name("streamproc-reader".into())
-            .spawn(move || read(&mut reader, &credit_tx, &chunk_tx, &result_tx, &reader_stop))
-            .map_err(spawn_err)?;
+        Ok(results)
+    }
 
-        Ok(Results {
-            credits: credit_rx,
-            results: result_rx,
-            slots: (0..window).map(|_| None).collect(),
-            next: 0,
-            end: None,
-            stopped: None,
-            done_bytes: 0,
-            total,
-            progress: self.config.progress.clone(),
-            stop,
-            finished: false,
+    /// Runs `f` on every chunk of `input` and hands the results, in order, to `consume`, which
+    /// returns when it has seen enough; the run stops then. Unlike [`run`](Self::run), `f`
+    /// may borrow from the caller: the workers are scoped and have ended when this returns.
+    ///
+    /// ```
+    /// use streamproc::{Config, Input, Processor};
+    ///
+    /// let needle = String::from("b"); // borrowed by the workers, not moved
+    /// let processor = Processor::new(Config::new().chunk_size(2).workers(2).lines())?;
+    /// let first = processor.scope(
+    ///     Input::bytes(&b"a\nb\nc\nb\n"[..]),
+    ///     |chunk| Ok::<_, std::convert::Infallible>(chunk.data().starts_with(needle.as_bytes())),
+    ///     |results| results.map(|r| r.map(|p| p.value)).position(|hit| hit.unwrap_or(false)),
+    /// )?;
+    /// assert_eq!(first, Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Open`] if the input cannot be opened; [`Error::Spawn`] if a thread cannot start.
+    pub fn scope<R, E, F, T>(
+        &self,
+        input: impl Into<Input>,
+        f: F,
+        consume: impl FnOnce(&mut Results<R, E>) -> T,
+    ) -> Result<T, Error<E>>
+    where
+        F: Fn(&Chunk) -> Result<R, E> + Sync,
+        R: Send,
+        E: Send,
+    {
+        let (inputs, total) = self.open_one(input)?;
+        self.scoped(inputs, total, &f, consume)
+    }
+
+    /// Like [`scope`](Self::scope) over several inputs in one pipeline, as
+    /// [`run_many`](Self::run_many) reads them: an input that cannot be opened or read yields its
+    /// error in its place and the run goes on.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] if a thread cannot start.
+    pub fn scope_many<R, E, F, T>(
+        &self,
+        inputs: impl IntoIterator<Item = impl Into<Input>>,
+        f: F,
+        consume: impl FnOnce(&mut Results<R, E>) -> T,
+    ) -> Result<T, Error<E>>
+    where
+        F: Fn(&Chunk) -> Result<R, E> + Sync,
+        R: Send,
+        E: Send,
+    {
+        let (inputs, total) = Self::pending(inputs);
+        self.scoped(inputs, total, &f, consume)
+    }
+
+    /// A run whose workers borrow `f` and end before this returns.
+    fn scoped<R, E, F, T>(
+        &self,
+        inputs: Vec<Pending>,
+        total: Option<u64>,
+        f: &F,
+        consume: impl FnOnce(&mut Results<R, E>) -> T,
+    ) -> Result<T, Error<E>>
+    where
+        F: Fn(&Chunk) -> Result<R, E> + Sync,
+        R: Send,
+        E: Send,
+    {
+        let (mut results, ends) =
+            pipeline::start(&self.config, pipeline::buffer_pool(&self.config), inputs, total)?;
+        let workers = self.config.workers;
+        // `results` is dropped (stopping the workers) before the scope waits for them, also when
+        // `consume` panics or a worker cannot start.
+        #[cfg(feature = "rayon")]
+        if let Some(pool) = &self.config.thread_pool {
+            return pool.in_place_scope(move |s| {
+                for _ in 0..workers {
+                    let ends = ends.clone();
+                    s.spawn(move |_| pipeline::work(&ends, f));
+                }
+                drop(ends);
+                Ok(consume(&mut results))
+            });
+        }
+        thread::scope(move |s| {
+            spawn_scoped(s, workers, &ends, f).map_err(|source| Error::Spawn { source })?;
+            drop(ends);
+            Ok(consume(&mut results))
         })
     }
 
-    /// Runs `map` on every chunk and folds the results in file order.
+    /// Runs `map` on every chunk and folds the results in order. `map` may borrow from the
+    /// caller.
     ///
     /// # Errors
     /// The run's first failure.
     pub fn fold<R, E, A, F>(
         &self,
-        path: impl AsRef<Path>,
+        input: impl Into<Input>,
         map: F,
         init: A,
         mut fold: impl FnMut(A, R) -> A,
     ) -> Result<A, Error<E>>
     where
-        F: Fn(&Chunk) -> Result<R, E> + Send + Sync + 'static,
-        R: Send + 'static,
-        E: Send + 'static,
+        F: Fn(&Chunk) -> Result<R, E> + Sync,
+        R: Send,
+        E: Send,
     {
-        let mut acc = init;
-        for item in self.run(path, map)? {
-            acc = fold(acc, item?.value);
-        }
-        Ok(acc)
+        self.scope(input, map, |results| {
+            let mut acc = init;
+            for item in results {
+                acc = fold(acc, item?.value);
+            }
+            Ok(acc)
+        })?
     }
 
-    /// Runs `map` on every chunk and combines the results in file order with `reduce`; `None` for an
-    /// empty file.
+    /// Folds each of several inputs on its own, in one pipeline (see
+    /// [`run_many`](Self::run_many)): one result per input, in order, as `wc` prints one line
+    /// per file. An input that cannot be opened or read gets its error and the others their
+    /// folds; `map` may borrow from the caller.
+    ///
+    /// ```
+    /// use streamproc::{Config, Input, Processor};
+    ///
+    /// let processor = Processor::new(Config::new().chunk_size(4).workers(2).lines())?;
+    /// let lines = processor.fold_each(
+    ///     [Input::bytes(&b"a\nb\n"[..]), Input::path("/no/such/file"), Input::bytes(&b"c\n"[..])],
+    ///     |chunk| Ok::<_, std::convert::Infallible>(chunk.data().iter().filter(|&&b| b == b'\n').count()),
+    ///     || 0,
+    ///     |total, n| total + n,
+    /// )?;
+    /// assert_eq!(lines[0].as_ref().ok(), Some(&2));
+    /// assert!(lines[1].is_err());
+    /// assert_eq!(lines[2].as_ref().ok(), Some(&1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A failure that stops the whole run: a worker's error or panic, or a thread that cannot
+    /// start.
+    #[allow(clippy::type_complexity)]
+    pub fn fold_each<R, E, A, F>(
+        &self,
+        inputs: impl IntoIterator<Item = impl Into<Input>>,
+        map: F,
+        mut init: impl FnMut() -> A,
+        mut fold: impl FnMut(A, R) -> A,
+    ) -> Result<Vec<Result<A, Error<E>>>, Error<E>>
+    where
+        F: Fn(&Chunk) -> Result<R, E> + Sync,
+        R: Send,
+        E: Send,
+    {
+        let (inputs, total) = Self::pending(inputs);
+        let mut outcomes: Vec<Result<A, Error<E>>> = (0..inputs.len()).map(|_| Ok(init())).collect();
+        self.scoped(inputs, total, &map, |results| {
+            while let Some(event) = results.next_event() {
+                match event {
+                    Event::Chunk(processed) => {
+                        let outcome = &mut outcomes[processed.input];
+                        if let Ok(acc) = std::mem::replace(outcome, Ok(init())) {
+                            *outcome = Ok(fold(acc, processed.value));
+                        }
+                    }
+                    Event::InputEnd { input, error: Some(error) } => outcomes[input] = Err(error),
+                    Event::InputEnd { error: None, .. } => {}
+                    Event::Failed(error) => return Err(error),
+                }
+            }
+            Ok(())
+        })??;
+        Ok(outcomes)
+    }
+
+    /// Runs `map` on every chunk and combines the results in order with `reduce`; `None` for an
+    /// empty input. `map` may borrow from the caller.
     ///
     /// # Errors
     /// The run's first failure.
     pub fn reduce<R, E, F>(
         &self,
-        path: impl AsRef<Path>,
+        input: impl Into<Input>,
         map: F,
         mut reduce: impl FnMut(R, R) -> R,
     ) -> Result<Option<R>, Error<E>>
     where
-        F: Fn(&Chunk) -> Result<R, E> + Send + Sync + 'static,
-        R: Send + 'static,
-        E: Send + 'static,
+        F: Fn(&Chunk) -> Result<R, E> + Sync,
+        R: Send,
+        E: Send,
     {
-        self.fold(path, map, None, |acc, r| {
+        self.fold(input, map, None, |acc, r| {
             Some(match acc {
                 None => r,
                 Some(a) => reduce(a, r),
@@ -219,225 +367,52 @@ impl Processor {
         })
     }
 
-    /// Transforms every chunk with `transform` and writes the outputs to `out` in file order;
-    /// returns the bytes written.
+    /// Transforms every chunk with `transform` and writes the outputs to `out` in order;
+    /// returns the bytes written. `transform` may borrow from the caller.
     ///
     /// # Errors
     /// The run's first failure, or [`Error::Write`].
     pub fn write_ordered<T, E, F>(
         &self,
-        path: impl AsRef<Path>,
+        input: impl Into<Input>,
         transform: F,
         mut out: impl std::io::Write,
     ) -> Result<u64, Error<E>>
     where
-        F: Fn(&Chunk) -> Result<T, E> + Send + Sync + 'static,
-        T: AsRef<[u8]> + Send + 'static,
-        E: Send + 'static,
+        F: Fn(&Chunk) -> Result<T, E> + Sync,
+        T: AsRef<[u8]> + Send,
+        E: Send,
     {
-        let mut written = 0u64;
-        for item in self.run(path, transform)? {
-            let bytes = item?.value;
-            out.write_all(bytes.as_ref()).map_err(|source| Error::Write { source })?;
-            written += bytes.as_ref().len() as u64;
-        }
-        out.flush().map_err(|source| Error::Write { source })?;
-        Ok(written)
+        self.scope(input, transform, |results| {
+            let mut written = 0u64;
+            for item in results {
+                let bytes = item?.value;
+                out.write_all(bytes.as_ref()).map_err(|source| Error::Write { source })?;
+                written += bytes.as_ref().len() as u64;
+            }
+            out.flush().map_err(|source| Error::Write { source })?;
+            Ok(written)
+        })?
     }
 }
 
-fn read<R, E>(
-    reader: &mut Reader,
-    credits: &Sender<()>,
-    chunks: &Sender<Chunk>,
-    results: &Sender<Message<R, E>>,
-    stop: &AtomicBool,
-) {
-    loop {
-        // A credit per chunk: blocks while `workers + buffer` chunks are out.
-        if credits.send(()).is_err() || stop.load(Ordering::Acquire) {
-            return;
-        }
-        match reader.next_chunk::<E>() {
-            Ok(Some(chunk)) => {
-                if chunks.send(chunk).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {
-                let _ = results.send(Message::End { chunks: reader.chunks_read() });
-                return;
-            }
-            Err(error) => {
-                let _ = results.send(Message::Stopped { index: reader.chunks_read(), error });
-                return;
-            }
-        }
-    }
-}
-
-fn work<R, E, F>(chunks: &Receiver<Chunk>, results: &Sender<Message<R, E>>, f: &F)
+/// Starts `workers` scoped worker threads.
+fn spawn_scoped<'scope, R, E, F>(
+    s: &'scope thread::Scope<'scope, '_>,
+    workers: usize,
+    ends: &WorkerEnds<R, E>,
+    f: &'scope F,
+) -> std::io::Result<()>
 where
-    F: Fn(&Chunk) -> Result<R, E>,
+    F: Fn(&Chunk) -> Result<R, E> + Sync,
+    R: Send + 'scope,
+    E: Send + 'scope,
 {
-    while let Ok(chunk) = chunks.recv() {
-        let result = match catch_unwind(AssertUnwindSafe(|| f(&chunk))) {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(Failure::Error(e)),
-            Err(panic) => Err(Failure::Panic(panic_message(&*panic))),
-        };
-        let message =
-            Message::Done { index: chunk.index(), offset: chunk.offset(), len: chunk.len(), result };
-        // The chunk (and its buffer) goes back before the result is sent.
-        drop(chunk);
-        if results.send(message).is_err() {
-            return;
-        }
+    for w in 0..workers {
+        let ends = ends.clone();
+        thread::Builder::new()
+            .name(format!("streamproc-worker-{w}"))
+            .spawn_scoped(s, move || pipeline::work(&ends, f))?;
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_string())
-}
-
-/// The results of a run, in file order; from [`Processor::run`].
-///
-/// Dropping it stops the run: no chunk is read after that, and the workers stop after the chunk they
-/// are on.
-pub struct Results<R, E> {
-    credits: Receiver<()>,
-    results: Receiver<Message<R, E>>,
-    /// Results that arrived ahead of their turn, at `index % window`.
-    slots: Box<[Option<Arrived<R, E>>]>,
-    next: u64,
-    /// The chunk count, once the reader has finished.
-    end: Option<u64>,
-    /// A reader failure, to report once every chunk before it is out.
-    stopped: Option<(u64, Error<E>)>,
-    done_bytes: u64,
-    total: Option<u64>,
-    progress: Option<Progress>,
-    stop: Arc<AtomicBool>,
-    finished: bool,
-}
-
-impl<R, E> std::fmt::Debug for Results<R, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Results")
-            .field("next", &self.next)
-            .field("total", &self.total)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R, E> Results<R, E> {
-    /// The input's length, if it was known before reading it (not for a pipe or another stream).
-    pub fn total_bytes(&self) -> Option<u64> {
-        self.total
-    }
-
-    fn finish(&mut self) {
-        self.finished = true;
-        self.stop.store(true, Ordering::Release);
-    }
-}
-
-impl<R, E> Iterator for Results<R, E> {
-    type Item = Result<Processed<R>, Error<E>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
-        let window = self.slots.len() as u64;
-        loop {
-            let slot = (self.next % window) as usize;
-            if let Some((offset, len, result)) = self.slots[slot].take() {
-                let index = self.next;
-                self.next += 1;
-                // Hand the credit back: the reader may read one chunk more.
-                let _ = self.credits.try_recv();
-                self.done_bytes = offset + len as u64;
-                if let Some(progress) = &self.progress {
-                    progress(self.done_bytes, self.total);
-                }
-                return Some(match result {
-                    Ok(value) => Ok(Processed { index, offset, len, value }),
-                    Err(failure) => {
-                        self.finish();
-                        Err(match failure {
-                            Failure::Error(error) => Error::Worker { index, offset, error },
-                            Failure::Panic(message) => Error::Panicked { index, offset, message },
-                        })
-                    }
-                });
-            }
-            if self.end == Some(self.next) {
-                self.finish();
-                return None;
-            }
-            if self.stopped.as_ref().is_some_and(|(at, _)| *at == self.next) {
-                self.finish();
-                return self.stopped.take().map(|(_, e)| Err(e));
-            }
-            match self.results.recv() {
-                Ok(Message::Done { index, offset, len, result }) => {
-                    debug_assert!(index >= self.next && index < self.next + window);
-                    self.slots[(index % window) as usize] = Some((offset, len, result));
-                }
-                Ok(Message::End { chunks }) => self.end = Some(chunks),
-                Ok(Message::Stopped { index, error }) => self.stopped = Some((index, error)),
-                Err(_) => {
-                    // Every thread is gone without an end message (a thread was killed, or
-                    // panicked outside the per-chunk function): the results are incomplete, and
-                    // ending quietly would pass them off as whole.
-                    self.finish();
-                    return Some(Err(Error::Disconnected { index: self.next }));
-                }
-            }
-        }
-    }
-}
-
-impl<R, E> std::iter::FusedIterator for Results<R, E> {}
-
-impl<R, E> Drop for Results<R, E> {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every thread gone without an end message: the iterator reports the missing chunk instead
-    /// of ending as if the input were complete.
-    #[test]
-    fn a_pipeline_that_vanishes_is_an_error_not_an_end() {
-        let (_credits_tx, credits) = bounded::<()>(2);
-        let (result_tx, results) = bounded::<Message<u32, ()>>(3);
-        result_tx.send(Message::Done { index: 0, offset: 0, len: 1, result: Ok(7) }).unwrap();
-        drop(result_tx);
-        let mut results = Results {
-            credits,
-            results,
-            slots: (0..2).map(|_| None).collect(),
-            next: 0,
-            end: None,
-            stopped: None,
-            done_bytes: 0,
-            total: None,
-            progress: None,
-            stop: Arc::new(AtomicBool::new(false)),
-            finished: false,
-        };
-        assert_eq!(results.next().unwrap().unwrap().value, 7);
-        assert!(matches!(results.next(), Some(Err(Error::Disconnected { index: 1 }))));
-        assert!(results.next().is_none());
-    }
+    Ok(())
 }

@@ -14,7 +14,9 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `async` | yes | [`Processor::stream`]: results as a `futures_core::Stream` (tokio's `mpsc` underneath) |
-//! | `cli` | no | the `streamproc` command-line tool (`lines`, `grep`, `checksum`, `stats`, `gen`) |
+//! | `compression` | no | [`Config::decompress`]: gzip (`flate2`) and zstd inputs decoded on the way in |
+//! | `rayon` | no | [`Config::thread_pool`]: the workers as jobs on a shared `rayon` pool |
+//! | `cli` | no | the `streamproc` command-line tool (`lines`, `grep`, `checksum`, `stats`, `gen`); implies `compression` |
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -22,8 +24,12 @@
 
 mod chunk;
 mod config;
+#[cfg(feature = "compression")]
+mod decode;
 mod engine;
 mod error;
+mod input;
+mod pipeline;
 mod reader;
 pub mod split;
 #[cfg(feature = "async")]
@@ -31,7 +37,9 @@ mod stream;
 
 pub use chunk::Chunk;
 pub use config::{Config, MAX_WINDOW, Progress, Split};
-pub use engine::{Processed, Processor, Results};
+pub use engine::{Processed, Processor};
 pub use error::{ConfigError, Error};
+pub use input::Input;
+pub use pipeline::Results;
 #[cfg(feature = "async")]
 pub use stream::ChunkStream;

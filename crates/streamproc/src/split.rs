@@ -77,50 +77,23 @@ pub fn cut_csv(window: &[u8], at_eof: bool, chunk_size: usize, max_record: usize
     let limit = max_record.saturating_add(1);
     let whole = at_eof && window.len() <= chunk_size;
     let scan_to = if whole { window.len() } else { window.len().min(limit) };
-    let mut state = State::FieldStart;
-    let mut opened = 0;
+    let mut ends = RecordEnds::new(&window[..scan_to], dialect);
     let mut last_end = None;
-    let mut i = 0;
-    while i < scan_to {
-        if !whole && i >= chunk_size && last_end.is_some() {
-            break;
+    for end in ends.by_ref() {
+        if whole || end <= chunk_size {
+            last_end = Some(end);
+        } else {
+            // The last record end within the target size, or else the first one beyond it.
+            return Cut::At(last_end.unwrap_or(end));
         }
-        if state == State::Quoted {
-            // Nothing but a quote matters inside a quoted field.
-            match memchr::memchr(dialect.quote, &window[i..scan_to]) {
-                Some(at) => {
-                    i += at + 1;
-                    state = State::QuoteInQuoted;
-                    continue;
-                }
-                None => break,
-            }
-        }
-        let b = window[i];
-        if b == b'\n' {
-            state = State::FieldStart;
-            if whole || i < chunk_size {
-                last_end = Some(i + 1);
-            } else {
-                // No record ends within the target size: the first one beyond it.
-                return Cut::At(i + 1);
-            }
-        } else if b == dialect.quote && state == State::FieldStart {
-            state = State::Quoted;
-            opened = i;
-        } else if b == dialect.quote && state == State::QuoteInQuoted {
-            state = State::Quoted;
-        } else if b == dialect.delimiter {
-            state = State::FieldStart;
-        } else if state != State::Unquoted {
-            // Text at a field's start, or after a closing quote (kept, as lenient readers do).
-            state = State::Unquoted;
-        }
-        i += 1;
     }
+    let open_quote = ends.open_quote();
     if whole {
         // The input ends in this chunk.
-        return if state == State::Quoted { Cut::Unterminated(opened) } else { Cut::At(window.len()) };
+        return match open_quote {
+            Some(opened) => Cut::Unterminated(opened),
+            None => Cut::At(window.len()),
+        };
     }
     if let Some(end) = last_end {
         return Cut::At(end);
@@ -129,9 +102,88 @@ pub fn cut_csv(window: &[u8], at_eof: bool, chunk_size: usize, max_record: usize
         Cut::TooLong
     } else if at_eof {
         // The input ends inside a record that fits.
-        if state == State::Quoted { Cut::Unterminated(opened) } else { Cut::At(window.len()) }
+        match open_quote {
+            Some(opened) => Cut::Unterminated(opened),
+            None => Cut::At(window.len()),
+        }
     } else {
         Cut::NeedMore
+    }
+}
+
+/// The ends of the CSV records in `data`, which starts at a record boundary (a chunk of a
+/// [`Split::Csv`](crate::Split::Csv) run does): the position just after each newline that is not
+/// inside a quoted field. A last record without a newline has no end here.
+///
+/// ```
+/// use streamproc::split::{Csv, RecordEnds};
+///
+/// let data = b"id,text\n1,\"two\nlines\"\n2,x";
+/// let ends: Vec<usize> = RecordEnds::new(data, Csv { delimiter: b',', quote: b'"' }).collect();
+/// assert_eq!(ends, [8, 22]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RecordEnds<'a> {
+    data: &'a [u8],
+    dialect: Csv,
+    state: State,
+    /// Where the last quoted field opened.
+    opened: usize,
+    at: usize,
+}
+
+impl<'a> RecordEnds<'a> {
+    /// Scans `data` from its start, a record boundary.
+    pub fn new(data: &'a [u8], dialect: Csv) -> Self {
+        Self { data, dialect, state: State::FieldStart, opened: 0, at: 0 }
+    }
+
+    /// Once the scan is over: where the quoted field that is still open starts, if the data ends
+    /// inside one.
+    pub fn open_quote(&self) -> Option<usize> {
+        (self.state == State::Quoted).then_some(self.opened)
+    }
+}
+
+impl Iterator for RecordEnds<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let (data, dialect) = (self.data, self.dialect);
+        while self.at < data.len() {
+            let i = self.at;
+            if self.state == State::Quoted {
+                // Nothing but a quote matters inside a quoted field.
+                match memchr::memchr(dialect.quote, &data[i..]) {
+                    Some(at) => {
+                        self.at = i + at + 1;
+                        self.state = State::QuoteInQuoted;
+                        continue;
+                    }
+                    None => {
+                        self.at = data.len();
+                        return None;
+                    }
+                }
+            }
+            let b = data[i];
+            self.at = i + 1;
+            if b == b'\n' {
+                self.state = State::FieldStart;
+                return Some(i + 1);
+            } else if b == dialect.quote && self.state == State::FieldStart {
+                self.state = State::Quoted;
+                self.opened = i;
+            } else if b == dialect.quote && self.state == State::QuoteInQuoted {
+                self.state = State::Quoted;
+            } else if b == dialect.delimiter {
+                self.state = State::FieldStart;
+            } else if self.state != State::Unquoted {
+                // Text at a field's start, or after a closing quote (kept, as lenient readers do).
+                self.state = State::Unquoted;
+            }
+        }
+        None
     }
 }
 

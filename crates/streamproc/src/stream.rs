@@ -1,6 +1,5 @@
 //! The async face: results as a `Stream`, for tokio services.
 
-use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::chunk::Chunk;
 use crate::engine::{Processed, Processor};
 use crate::error::Error;
+use crate::input::Input;
 
 /// The results of a run as a [`Stream`], in file order; from [`Processor::stream`].
 ///
@@ -38,13 +38,13 @@ impl Processor {
     ///
     /// # Errors
     /// As [`run`](Processor::run).
-    pub fn stream<R, E, F>(&self, path: impl AsRef<Path>, f: F) -> Result<ChunkStream<R, E>, Error<E>>
+    pub fn stream<R, E, F>(&self, input: impl Into<Input>, f: F) -> Result<ChunkStream<R, E>, Error<E>>
     where
         F: Fn(&Chunk) -> Result<R, E> + Send + Sync + 'static,
         R: Send + 'static,
         E: Send + 'static,
     {
-        let results = self.run(path, f)?;
+        let results = self.run(input, f)?;
         let (tx, rx) = mpsc::channel(1);
         std::thread::Builder::new()
             .name("streamproc-stream".into())

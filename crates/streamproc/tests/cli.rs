@@ -90,7 +90,10 @@ fn grep_prints_matching_lines_in_order_and_counts_them() {
     let got = stdout(&streamproc(&["grep", "Ka", p(&path)]));
     assert_eq!(got.lines().collect::<Vec<_>>(), expected);
     assert_eq!(stdout(&streamproc(&["grep", "-c", "Ka", p(&path)])).trim(), expected.len().to_string());
-    assert_eq!(stdout(&streamproc(&["grep", "-c", "no such text", p(&path)])).trim(), "0");
+    // No match: grep's exit status 1, and the count still printed.
+    let none = streamproc(&["grep", "-c", "no such text", p(&path)]);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&none.stdout).trim(), "0");
 }
 
 #[test]
@@ -182,16 +185,138 @@ fn errors_are_clear_and_fail_the_command() {
 
     let out = streamproc(&["--chunk-size", "lots", "lines", p(&path)]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+    // Invalid settings are usage errors, as clap's own: exit 2.
     let out = Command::new(env!("CARGO_BIN_EXE_streamproc"))
         .args(["--workers", "0", "lines", p(&path)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one worker"));
     let out = Command::new(env!("CARGO_BIN_EXE_streamproc"))
         .args(["--buffer", "100000000", "lines", p(&path)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "an absurd buffer is refused, not allocated");
+    assert_eq!(out.status.code(), Some(2), "an absurd buffer is refused, not allocated");
     assert!(String::from_utf8_lossy(&out.stderr).contains("chunks in flight"));
+}
+
+/// Several files, one missing: one line per file and a total, as `wc` prints them (compared with
+/// GNU `wc` itself), the missing file reported, exit status 1.
+#[test]
+fn several_files_are_reported_one_by_one_with_a_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, empty) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("empty"));
+    std::fs::write(&a, "one two\nthree\n").unwrap();
+    std::fs::write(&b, (0..5000).map(|i| format!("w{i} x\r\n")).collect::<String>()).unwrap();
+    std::fs::write(&empty, "").unwrap();
+    let files = [p(&a), p(&b), p(&empty)];
+    let ours = stdout(&streamproc(&[&["lines"][..], &files[..]].concat()));
+    let wc = Command::new("wc").args(files).output().unwrap();
+    assert!(wc.status.success());
+    let fields = |text: &str| -> Vec<Vec<String>> {
+        text.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+    };
+    assert_eq!(fields(&ours), fields(&String::from_utf8(wc.stdout).unwrap()));
+
+    let out = streamproc(&["lines", "-l", p(&a), "/no/such/file", p(&b)]);
+    assert_eq!(out.status.code(), Some(1), "wc's status when a file is missing");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("2 {}\n5000 {}\n5002 total\n", p(&a), p(&b)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /no/such/file"));
+}
+
+#[test]
+fn grep_exit_status_and_file_names_follow_grep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::write(&a, "alpha\nbeta\n").unwrap();
+    std::fs::write(&b, "gamma\nalphabet\n").unwrap();
+    let out = streamproc(&["grep", "alpha", p(&a), p(&b)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}:alpha\n{}:alphabet\n", p(&a), p(&b)));
+    let out = streamproc(&["grep", "-c", "alpha", p(&a), p(&b)]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}:1\n{}:1\n", p(&a), p(&b)));
+    assert_eq!(streamproc(&["grep", "delta", p(&a), p(&b)]).status.code(), Some(1), "no match");
+    // A missing file is an error (2) even when another file matches, as for GNU grep.
+    let out = streamproc(&["grep", "alpha", p(&a), "/no/such/file"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alpha"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file"));
+}
+
+#[test]
+fn json_output_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::write(&a, "one two\nthree\n").unwrap();
+    std::fs::write(&b, "x;1.5\ny;-2\nx;2.5\n").unwrap();
+    let parse = |out: Output| -> serde_json::Value { serde_json::from_str(&stdout(&out)).unwrap() };
+    let lines = parse(streamproc(&["--json", "lines", p(&a), p(&b)]));
+    assert_eq!(lines["inputs"][0], serde_json::json!({ "name": p(&a), "lines": 2, "words": 3, "bytes": 14 }));
+    assert_eq!(lines["total"]["lines"], 5);
+    let stats = parse(streamproc(&["--json", "stats", p(&b)]));
+    assert_eq!(stats["x"], serde_json::json!({ "min": 1.5, "mean": 2.0, "max": 2.5, "count": 2 }));
+    let sums = parse(streamproc(&["--json", "checksum", "--algo", "crc32", p(&a)]));
+    assert_eq!(sums["inputs"][0]["checksum"], format!("{:08x}", crc32fast::hash(b"one two\nthree\n")));
+    // grep: one JSON object per matching line, with the line's byte offset.
+    let out = stdout(&streamproc(&["--json", "grep", "thr", p(&a)]));
+    let matches: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(matches, [serde_json::json!({ "name": p(&a), "offset": 8, "line": "three" })]);
+    let count = parse(streamproc(&["--json", "grep", "-c", "o", p(&a), "/no/such/file"]).clone_ok());
+    assert_eq!(count["total"], 1);
+    assert!(count["inputs"][1]["error"].as_str().unwrap().contains("/no/such/file"));
+}
+
+trait CloneOk {
+    /// The output with a success status, for parsing the stdout of a run that failed on purpose.
+    fn clone_ok(self) -> Output;
+}
+
+impl CloneOk for Output {
+    fn clone_ok(mut self) -> Output {
+        use std::os::unix::process::ExitStatusExt;
+        self.status = std::process::ExitStatus::from_raw(0);
+        self
+    }
+}
+
+/// gzip and zstd files give what the plain file gives (the files made by the system's `gzip`
+/// and `zstd` where installed, else by the libraries); `checksum` sums the stored bytes.
+#[test]
+fn compressed_files_give_the_plain_results() {
+    use std::io::Write;
+    let (_dir, path) = generated(50_000);
+    let data = std::fs::read(&path).unwrap();
+    let gz = path.with_extension("gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&data).unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    let zst = path.with_extension("zst");
+    std::fs::write(&zst, zstd::encode_all(&data[..], 3).unwrap()).unwrap();
+    let plain = stdout(&streamproc(&["lines", p(&path)]));
+    let plain_counts = plain.split_whitespace().take(3).collect::<Vec<_>>();
+    for file in [&gz, &zst] {
+        let ours = stdout(&streamproc(&["lines", p(file)]));
+        assert_eq!(ours.split_whitespace().take(3).collect::<Vec<_>>(), plain_counts, "{}", p(file));
+        assert_eq!(stdout(&streamproc(&["stats", p(file)])), stdout(&streamproc(&["stats", p(&path)])));
+    }
+    // Compressed standard input too.
+    let piped = stdout(&streamproc_stdin(&["lines", "-"], std::fs::read(&gz).unwrap()));
+    assert_eq!(piped.split_whitespace().take(3).collect::<Vec<_>>(), plain_counts);
+    let sum = stdout(&streamproc(&["checksum", "--algo", "crc32", p(&gz)]));
+    assert!(sum.starts_with(&format!("{:08x}", crc32fast::hash(&std::fs::read(&gz).unwrap()))));
+}
+
+/// `--csv`: records, not lines: a quoted newline neither ends a record nor a chunk.
+#[test]
+fn csv_mode_counts_and_prints_whole_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.csv");
+    let text: String =
+        (0..3000).map(|i| format!("{i},\"note {i}\nsecond line, with comma\",end\n")).collect();
+    std::fs::write(&path, &text).unwrap();
+    let records = csv::ReaderBuilder::new().has_headers(false).from_path(&path).unwrap().records().count();
+    assert_eq!(records, 3000);
+    assert_eq!(stdout(&streamproc(&["--csv", "lines", "-l", p(&path)])).trim(), format!("3000 {}", p(&path)));
+    let out = stdout(&streamproc(&["--csv", "grep", "note 2999", p(&path)]));
+    assert_eq!(out, "2999,\"note 2999\nsecond line, with comma\",end\n");
 }

@@ -29,7 +29,7 @@ fn file_of(bytes: usize) -> tempfile::NamedTempFile {
     f
 }
 
-fn count_lines(p: &Processor, path: &std::path::Path) {
+fn count_lines(p: &Processor, path: impl Into<streamproc::Input>) {
     let lines =
         p.fold(path, |c| Ok::<_, ()>(memchr::memchr_iter(b'\n', c.data()).count()), 0, |a, n| a + n).unwrap();
     assert!(lines > 0);
@@ -44,7 +44,7 @@ fn allocations(p: &Processor, path: &std::path::Path) -> u64 {
 
 /// The most live bytes seen above the level before a line count over `path`, sampled every 100 µs
 /// by another thread (whose sampling allocates, so allocations are counted separately).
-fn peak(p: &Processor, path: &std::path::Path) -> u64 {
+fn peak(p: &Processor, path: impl Into<streamproc::Input>) -> u64 {
     let base = alloctrack::snapshot();
     let stop = AtomicBool::new(false);
     let max_live = AtomicU64::new(0);
@@ -112,5 +112,32 @@ fn a_stream_far_larger_than_the_window_stays_within_it() {
     });
     eprintln!("64 MiB through a FIFO: {live} B peak for a window of {window} B");
     // The window, the chunk carried over between reads, and 1 MiB of slack as above.
+    assert!(live <= window + CHUNK as u64 + (1 << 20), "peak {live} B above the window of {window} B");
+}
+
+/// A gibibyte through an anonymous pipe (as `cat file | streamproc lines -`): the stream is read
+/// sequentially and never holds more than the window and the chunk carried over.
+#[test]
+fn a_gibibyte_through_a_pipe_stays_within_the_window() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let config = Config::new().chunk_size(CHUNK).workers(2).buffer(2).lines();
+    let window = (config.max_chunks_in_memory() * config.max_chunk_bytes()) as u64;
+    let p = Processor::new(config).unwrap();
+    let line =
+        b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijk\n";
+    let block: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
+    let total = 1usize << 30;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let live = std::thread::scope(|s| {
+        let block = &block;
+        s.spawn(move || {
+            for _ in 0..total / block.len() {
+                writer.write_all(block).unwrap();
+            }
+        });
+        let file = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+        peak(&p, streamproc::Input::file("pipe", file))
+    });
+    eprintln!("1 GiB through a pipe: {live} B peak for a window of {window} B");
     assert!(live <= window + CHUNK as u64 + (1 << 20), "peak {live} B above the window of {window} B");
 }

@@ -2,9 +2,11 @@
 //! of bytes that are not ASCII whitespace; chunks end on a newline, so no word spans two chunks).
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::path::PathBuf;
 
-use crate::Run;
+use streamproc::split::{Csv, RecordEnds};
+
+use crate::{Run, Status, report};
 
 #[derive(Default, Clone, Copy)]
 struct Counts {
@@ -28,27 +30,91 @@ fn count_words(data: &[u8]) -> u64 {
     words + u64::from(in_word)
 }
 
-pub(crate) fn run(run: &Run, file: &Path, lines_only: bool) -> Result<(), String> {
-    let counts = run
-        .processor
-        .fold(
-            run.input(file),
-            move |chunk| {
-                let data = chunk.data();
-                Ok::<_, Infallible>(Counts {
-                    lines: memchr::memchr_iter(b'\n', data).count() as u64,
-                    words: if lines_only { 0 } else { count_words(data) },
-                    bytes: data.len() as u64,
-                })
-            },
-            Counts::default(),
-            |a, c| Counts { lines: a.lines + c.lines, words: a.words + c.words, bytes: a.bytes + c.bytes },
-        )
-        .map_err(|e| e.to_string())?;
-    if lines_only {
-        println!("{} {}", counts.lines, file.display());
-    } else {
-        println!("{} {} {} {}", counts.lines, counts.words, counts.bytes, file.display());
+/// The records in `data`, a chunk of whole CSV records: their ends, plus a last one without a
+/// newline.
+pub(crate) fn csv_records(data: &[u8]) -> u64 {
+    let ends = RecordEnds::new(data, CSV).count() as u64;
+    ends + u64::from(!data.is_empty() && !data.ends_with(b"\n"))
+}
+
+/// The dialect of `--csv`.
+pub(crate) const CSV: Csv = Csv { delimiter: b',', quote: b'"' };
+
+pub(crate) fn run(run: &Run, files: &[PathBuf], lines_only: bool) -> Status {
+    let csv = run.csv;
+    let outcomes = run.processor.fold_each(
+        run.inputs(files),
+        |chunk| {
+            let data = chunk.data();
+            Ok::<_, Infallible>(Counts {
+                lines: if csv { csv_records(data) } else { memchr::memchr_iter(b'\n', data).count() as u64 },
+                words: if lines_only { 0 } else { count_words(data) },
+                bytes: data.len() as u64,
+            })
+        },
+        Counts::default,
+        Counts::add,
+    );
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            report(error);
+            return Status::Failed;
+        }
+    };
+    let mut total = Counts::default();
+    let mut status = Status::Ok;
+    let mut json = Vec::new();
+    for (file, outcome) in files.iter().zip(outcomes) {
+        let name = file.display().to_string();
+        match outcome {
+            Ok(counts) => {
+                total = total.add(counts);
+                if run.json {
+                    json.push(counts.json(&name, lines_only));
+                } else {
+                    println!("{}", counts.line(&name, lines_only));
+                }
+            }
+            Err(error) => {
+                status = Status::Failed;
+                report(&error);
+                json.push(serde_json::json!({ "name": name, "error": error.to_string() }));
+            }
+        }
     }
-    Ok(())
+    if run.json {
+        let total = (files.len() > 1).then(|| total.json("total", lines_only));
+        println!("{}", serde_json::json!({ "inputs": json, "total": total }));
+    } else if files.len() > 1 {
+        println!("{}", total.line("total", lines_only));
+    }
+    status
+}
+
+impl Counts {
+    fn add(self, other: Counts) -> Counts {
+        Counts {
+            lines: self.lines + other.lines,
+            words: self.words + other.words,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+
+    /// `wc`'s line: the counts, then the name.
+    fn line(&self, name: &str, lines_only: bool) -> String {
+        if lines_only {
+            format!("{} {name}", self.lines)
+        } else {
+            format!("{} {} {} {name}", self.lines, self.words, self.bytes)
+        }
+    }
+
+    fn json(&self, name: &str, lines_only: bool) -> serde_json::Value {
+        if lines_only {
+            serde_json::json!({ "name": name, "lines": self.lines })
+        } else {
+            serde_json::json!({ "name": name, "lines": self.lines, "words": self.words, "bytes": self.bytes })
+        }
+    }
 }

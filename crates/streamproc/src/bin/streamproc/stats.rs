@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::PathBuf;
 
-use crate::Run;
+use crate::{Run, Status, report};
 
 #[derive(Debug, Clone, Copy)]
 struct Agg {
@@ -121,28 +121,62 @@ fn mean_tenths(sum: i128, count: u64) -> i64 {
     i64::try_from(mean).expect("a mean lies between the minimum and the maximum")
 }
 
-pub(crate) fn run(run: &Run, file: &Path) -> Result<(), String> {
-    let table = run
-        .processor
-        .fold(
-            run.input(file),
-            |chunk| aggregate(chunk.data(), chunk.offset()),
-            Table::default(),
-            |mut acc, t| {
-                for (name, agg) in t {
-                    match acc.get_mut(&name) {
-                        Some(a) => a.merge(&agg),
-                        None => {
-                            acc.insert(name, agg);
-                        }
-                    }
-                }
-                acc
-            },
-        )
-        .map_err(|e| e.to_string())?;
+fn merge(mut acc: Table, t: Table) -> Table {
+    for (name, agg) in t {
+        match acc.get_mut(&name) {
+            Some(a) => a.merge(&agg),
+            None => {
+                acc.insert(name, agg);
+            }
+        }
+    }
+    acc
+}
+
+pub(crate) fn run(run: &Run, files: &[PathBuf]) -> Status {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let outcomes = run.processor.fold_each(
+        run.inputs(files),
+        |chunk| aggregate(chunk.data(), chunk.offset()).map_err(|e| format!("{}: {e}", names[chunk.input()])),
+        Table::default,
+        merge,
+    );
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            report(error);
+            return Status::Failed;
+        }
+    };
+    let mut status = Status::Ok;
+    let mut table = Table::default();
+    for outcome in outcomes {
+        match outcome {
+            Ok(t) => table = merge(table, t),
+            Err(error) => {
+                report(error);
+                status = Status::Failed;
+            }
+        }
+    }
     let mut names: Vec<_> = table.into_iter().collect();
     names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if run.json {
+        let mut object = serde_json::Map::new();
+        for (name, agg) in &names {
+            object.insert(
+                String::from_utf8_lossy(name).into_owned(),
+                serde_json::json!({
+                    "min": tenths(agg.min).parse::<f64>().expect("a decimal"),
+                    "mean": tenths(mean_tenths(agg.sum, agg.count)).parse::<f64>().expect("a decimal"),
+                    "max": tenths(agg.max).parse::<f64>().expect("a decimal"),
+                    "count": agg.count,
+                }),
+            );
+        }
+        println!("{}", serde_json::Value::Object(object));
+        return status;
+    }
     let mut out = String::with_capacity(names.len() * 32);
     out.push('{');
     for (i, (name, agg)) in names.iter().enumerate() {
@@ -160,7 +194,7 @@ pub(crate) fn run(run: &Run, file: &Path) -> Result<(), String> {
     }
     out.push('}');
     println!("{out}");
-    Ok(())
+    status
 }
 
 #[cfg(test)]
