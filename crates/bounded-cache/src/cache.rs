@@ -273,7 +273,8 @@ where
     }
 
     /// Removes every entry for which `predicate(key, value)` holds (for example a key prefix), and
-    /// returns how many. Loads in flight when it starts will not store their values.
+    /// returns how many. Loads in flight when it starts will not store their values, even if the
+    /// predicate panics.
     ///
     /// The predicate runs with no lock held, on clones of the entries copied out a few dozen at a
     /// time, so it may call the cache; an entry is removed only if it is still the one the
@@ -288,9 +289,12 @@ where
         let inner = &*self.inner;
         let mut count = 0;
         let mut seen = Vec::with_capacity(INVALIDATE_BATCH);
+        // Loads in flight may have read what is being invalidated. Every shard's are detached
+        // before the predicate first runs: once it panics, later shards are never visited.
         for cell in inner.cells.iter() {
-            // Loads in flight may have read what is being invalidated.
             cell.write().detach_flights();
+        }
+        for cell in inner.cells.iter() {
             let mut from = Some(0);
             while let Some(start) = from {
                 let cleared = {

@@ -178,3 +178,35 @@ async fn async_loads_lose_to_invalidations() {
         }
     }
 }
+
+/// `invalidate_if` wins over the loads in flight in every shard even when its predicate panics
+/// before it reaches their shard: the invalidation began, so what those loads read may be stale.
+/// (Found by the `cache_ops` fuzz target: the predicate panicked on an entry of the first shard
+/// and a load in a later shard stored its value.)
+#[test]
+fn a_panicking_predicate_still_detaches_every_load_in_flight() {
+    let cache: Cache<u32, u64> = Cache::builder(1 << 20).shards(4).build().unwrap();
+    for k in 0..64 {
+        cache.insert(k, OLD).unwrap();
+    }
+    let first = cache.eviction_order_of_shard(0);
+    assert!(!first.is_empty(), "64 keys leave no shard empty");
+    // A key outside the first shard, which the predicate's first call (on shard 0) never reaches.
+    let key = (100..)
+        .find(|k| {
+            cache.insert(*k, OLD).unwrap();
+            let outside = !cache.eviction_order_of_shard(0).contains(k);
+            cache.remove(k);
+            outside
+        })
+        .unwrap();
+    let loaded = cache.get_or_insert_with(key, || {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.invalidate_if(|_, _| panic!("test panic: predicate"));
+        }));
+        assert!(panicked.is_err());
+        NEW
+    });
+    assert_eq!(loaded, NEW, "the leader gets what it loaded");
+    assert_eq!(cache.get(&key), None, "a load racing an invalidation that began was stored");
+}
