@@ -52,6 +52,8 @@ step "the tour (README's first command), shortened"
 cargo build --workspace --all-features --example tour
 target/debug/examples/tour --seconds 5 | tee target/tour.out
 grep -q "^== report" target/tour.out
+# The parsers' peak is exact: 64 handlers hold parsers at once, so it cannot read 0.
+grep -Eq "^objpool +in use [0-9]+/[0-9]+ \(peak [1-9]" target/tour.out
 
 step "fuzz targets"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

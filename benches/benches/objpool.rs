@@ -2,7 +2,8 @@
 //!
 //! - `objpool-steady`: each thread gets a `Vec<u8>`, writes to it and returns it (reset clears
 //!   it), in a loop; the parameter is the thread count. Threads start together at a barrier
-//!   that is outside the timed region.
+//!   that is outside the timed region. `ours-exact-peak` is ours with the exact peak's shared
+//!   counter of checkouts (`Builder::exact_peak(true)`).
 //! - `objpool-async`: 64 tasks on a two-worker tokio runtime share a pool of 8; each task gets
 //!   an object 10 times, holding it across a yield so that the pool is always contended.
 
@@ -38,19 +39,23 @@ fn steady(c: &mut Criterion) {
     let mut group = c.benchmark_group("objpool-steady");
     for threads in [1usize, 2] {
         group.throughput(per_thread(threads));
-        group.bench_with_input(BenchmarkId::new("ours", threads), &threads, |b, &threads| {
-            let pool = objpool::Pool::builder()
-                .max_size(POOL)
-                .reset(|v: &mut Vec<u8>| v.clear())
-                .build(new_vec)
-                .unwrap();
-            b.iter_custom(|iters| {
-                run_threads(&pool, threads, iters, |pool| {
-                    let mut v = pool.try_get().unwrap();
-                    v.push(black_box(1));
-                })
+        // `ours-exact-peak` shows the cost of counting every checkout (off by default).
+        for (name, exact_peak) in [("ours", false), ("ours-exact-peak", true)] {
+            group.bench_with_input(BenchmarkId::new(name, threads), &threads, |b, &threads| {
+                let pool = objpool::Pool::builder()
+                    .max_size(POOL)
+                    .exact_peak(exact_peak)
+                    .reset(|v: &mut Vec<u8>| v.clear())
+                    .build(new_vec)
+                    .unwrap();
+                b.iter_custom(|iters| {
+                    run_threads(&pool, threads, iters, |pool| {
+                        let mut v = pool.try_get().unwrap();
+                        v.push(black_box(1));
+                    })
+                });
             });
-        });
+        }
         group.bench_with_input(BenchmarkId::new("lockfree-object-pool", threads), &threads, |b, &threads| {
             let pool = lockfree_object_pool::LinearObjectPool::new(new_vec, |v| v.clear());
             b.iter_custom(|iters| {

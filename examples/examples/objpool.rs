@@ -26,8 +26,12 @@ impl QueryParser {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool =
-        Pool::builder().max_size(16).pre_create(4).reset(QueryParser::reset).build(QueryParser::default)?;
+    let pool = Pool::builder()
+        .max_size(16)
+        .pre_create(4)
+        .exact_peak(true)
+        .reset(QueryParser::reset)
+        .build(QueryParser::default)?;
 
     let queries =
         ["select id from users where name = ?", "update orders set paid = true", "delete from sessions"];

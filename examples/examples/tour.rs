@@ -205,10 +205,11 @@ async fn main() -> Result<(), BoxError> {
         }
     });
 
-    // objpool: request parsers.
+    // objpool: request parsers, with an exact peak to size the pool by.
     let parsers = objpool::Pool::builder()
         .max_size(HANDLERS)
         .pre_create(HANDLERS)
+        .exact_peak(true)
         .reset(|p: &mut Parser| {
             p.parts.clear();
             p.path.clear();

@@ -7,8 +7,10 @@ mod acquire;
 #[cfg(feature = "bytes")]
 mod buffer;
 mod builder;
+mod create;
 mod error;
 mod guard;
+mod histogram;
 mod pool;
 mod shared;
 mod slot;
@@ -20,7 +22,8 @@ pub use acquire::Acquire;
 #[cfg(feature = "bytes")]
 pub use buffer::{BufferPool, BufferPoolBuilder};
 pub use builder::{Builder, DEFAULT_MAX_SIZE};
-pub use error::{BoxError, BuildError, GetError, TryGetError};
+pub use error::{AddError, AddRefused, BoxError, BuildError, GetError, ResizeError, TryGetError};
 pub use guard::{Guard, OwnedGuard};
+pub use histogram::{WAIT_BUCKETS, WaitHistogram};
 pub use pool::Pool;
 pub use stats::Stats;

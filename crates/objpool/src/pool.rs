@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::acquire::Acquire;
 use crate::builder::Builder;
-use crate::error::{GetError, TryGetError};
+use crate::error::{AddError, GetError, ResizeError, TryGetError};
 use crate::guard::Guard;
 use crate::shared::Shared;
 use crate::slot::Slot;
@@ -75,11 +75,18 @@ impl<T> Pool<T> {
     ///
     /// # Errors
     /// [`TryGetError::Exhausted`] if every object is in use or other callers are waiting
-    /// (they are served first); [`TryGetError::Create`] if the creator failed.
+    /// (they are served first); [`TryGetError::Create`] or [`TryGetError::CreatorPanicked`]
+    /// if the creator failed; [`TryGetError::Closed`] once the pool is closed.
+    ///
+    /// With an async creator, a new object is created on this thread, blocking it until the
+    /// creation completes: in async code use [`get_async`](Self::get_async).
     #[inline]
     pub fn try_get(&self) -> Result<Guard<'_, T>, TryGetError> {
-        let taken = self.shared.take_fast(self.slots()).ok_or(TryGetError::Exhausted)?;
-        let index = self.shared.fill(taken).map_err(TryGetError::Create)?;
+        let taken = match self.shared.take_fast(self.slots()) {
+            Some(taken) => taken,
+            None => self.shared.try_take_slow()?,
+        };
+        let index = self.shared.fill(taken)?;
         // SAFETY: `fill` made the slot ours and put an object in it.
         Ok(unsafe { Guard::new(self, index) })
     }
@@ -87,9 +94,12 @@ impl<T> Pool<T> {
     /// Takes an object, blocking the current thread until one is free.
     ///
     /// Waiting callers are served in FIFO order. In async code use [`get_async`](Self::get_async).
+    /// With an async creator, a new object is created on this thread, blocking it until the
+    /// creation completes.
     ///
     /// # Errors
-    /// [`GetError::Create`] if the creator failed.
+    /// [`GetError::Create`] or [`GetError::CreatorPanicked`] if the creator failed;
+    /// [`GetError::Closed`] if the pool is or gets closed.
     pub fn get(&self) -> Result<Guard<'_, T>, GetError> {
         self.get_until(None)
     }
@@ -97,10 +107,10 @@ impl<T> Pool<T> {
     /// Takes an object, blocking the current thread for at most `timeout`.
     ///
     /// # Errors
-    /// [`GetError::Timeout`] if no object came free in time; [`GetError::Create`] if the
-    /// creator failed.
+    /// [`GetError::Timeout`] if no object came free in time; otherwise as [`get`](Self::get).
+    /// A timeout too long to be a point in time (`Duration::MAX`) waits without end.
     pub fn get_timeout(&self, timeout: Duration) -> Result<Guard<'_, T>, GetError> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(Instant::now().checked_add(timeout))
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<Guard<'_, T>, GetError> {
@@ -114,15 +124,62 @@ impl<T> Pool<T> {
     /// The future is cancel-safe and serves waiters in FIFO order; see [`Acquire`].
     ///
     /// # Errors
-    /// The future resolves to [`GetError::Create`] if the creator failed; it never times out
-    /// by itself.
+    /// The future resolves to the errors of [`get`](Self::get); it never times out by itself.
     pub fn get_async(&self) -> Acquire<'_, T> {
         Acquire::new(self)
     }
 
-    /// The most objects that may exist at once.
+    /// Puts an existing object into the pool, as if it had been created and returned (no
+    /// reset runs). The oldest waiter, if any, gets it.
+    ///
+    /// # Errors
+    /// The object comes back in an [`AddError`] if the pool has no free slot (it holds
+    /// `max_size` objects, or is shrinking) or is closed.
+    pub fn add(&self, object: T) -> Result<(), AddError<T>> {
+        self.shared.add(object)
+    }
+
+    /// Changes `max_size`, up to the [`capacity`](Self::capacity) the pool was built with.
+    ///
+    /// Growing takes effect at once and serves waiters. Shrinking drops idle objects now and
+    /// retires the slots of objects in use as they come back, never taking one from its user;
+    /// meanwhile every get and return goes through the pool's lock, and more than `max_size`
+    /// objects may still be in use.
+    ///
+    /// # Errors
+    /// [`ResizeError`] for a size of zero or above the capacity, or a closed pool.
+    pub fn resize(&self, max_size: usize) -> Result<(), ResizeError> {
+        self.shared.resize(max_size)
+    }
+
+    /// Closes the pool, for every handle: waiting gets and all later ones fail with
+    /// [`GetError::Closed`], idle objects are dropped now and objects in use when they come
+    /// back. Returns `false` if the pool was already closed.
+    pub fn close(&self) -> bool {
+        self.shared.close()
+    }
+
+    /// Whether the pool was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Starts a new interval for [`Stats::peak_in_use`]: the peak restarts from the objects in
+    /// use now. Returns the peak of the interval that ends, for per-interval sizing.
+    pub fn reset_peak(&self) -> usize {
+        self.shared.reset_peak()
+    }
+
+    /// The most objects that may exist at once: set at build time, changed by
+    /// [`resize`](Self::resize).
     pub fn max_size(&self) -> usize {
         self.shared.max_size()
+    }
+
+    /// The largest `max_size` the pool can be resized to: its slots are allocated at build
+    /// time. See [`Builder::capacity`].
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity()
     }
 
     /// A snapshot of the pool's state and counters.

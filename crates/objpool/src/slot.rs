@@ -63,6 +63,17 @@ impl<T> Slot<T> {
         self.state.compare_exchange(current, reuses | BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
+    /// Moves an idle object's slot to `BUSY` without counting a reuse: for the pool itself
+    /// taking the object back (to drop it), not for handing it out.
+    pub(crate) fn try_reclaim(&self) -> bool {
+        let current = self.state.load(Ordering::Relaxed);
+        current & IDLE != 0
+            && self
+                .state
+                .compare_exchange(current, current & !STATE_BITS | BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// Gives up ownership, leaving the slot in state `to` (`IDLE`, `FRESH` or `EMPTY`), ordered before
     /// the caller's later loads as [`sync::release_seq_cst`] describes.
     ///

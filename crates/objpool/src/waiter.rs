@@ -7,6 +7,15 @@ use crate::slot::Taken;
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Thread};
 
 const NO_GRANT: usize = usize::MAX;
+/// The grant of a waiter woken because the pool closed: no slot.
+const CLOSED: usize = usize::MAX - 1;
+
+/// What a waiter was given: a slot, or the news that the pool closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    Slot(Taken),
+    Closed,
+}
 
 /// How a waiter is woken.
 #[derive(Debug)]
@@ -27,18 +36,22 @@ pub(crate) struct Waiter {
     notify: Mutex<Option<Notify>>,
 }
 
-fn encode(taken: Taken) -> usize {
-    match taken {
-        Taken::Object(index) => index << 1 | 1,
-        Taken::Vacant(index) => index << 1,
+fn encode(grant: Grant) -> usize {
+    // Slot indices are below `isize::MAX / 128` (each slot is a cache line), so an encoded
+    // slot never meets the two reserved values.
+    match grant {
+        Grant::Slot(Taken::Object(index)) => index << 1 | 1,
+        Grant::Slot(Taken::Vacant(index)) => index << 1,
+        Grant::Closed => CLOSED,
     }
 }
 
-fn decode(grant: usize) -> Option<Taken> {
+fn decode(grant: usize) -> Option<Grant> {
     match grant {
         NO_GRANT => None,
-        grant if grant & 1 == 1 => Some(Taken::Object(grant >> 1)),
-        grant => Some(Taken::Vacant(grant >> 1)),
+        CLOSED => Some(Grant::Closed),
+        grant if grant & 1 == 1 => Some(Grant::Slot(Taken::Object(grant >> 1))),
+        grant => Some(Grant::Slot(Taken::Vacant(grant >> 1))),
     }
 }
 
@@ -47,13 +60,13 @@ impl Waiter {
         Arc::new(Self { grant: AtomicUsize::new(NO_GRANT), notify: Mutex::new(None) })
     }
 
-    /// The slot granted to this waiter, if any.
-    pub(crate) fn granted(&self) -> Option<Taken> {
+    /// What was granted to this waiter, if anything yet.
+    pub(crate) fn granted(&self) -> Option<Grant> {
         decode(self.grant.load(Ordering::Acquire))
     }
 
     /// Records the task to wake, then checks for a grant that came meanwhile.
-    pub(crate) fn register_task(&self, waker: &Waker) -> Option<Taken> {
+    pub(crate) fn register_task(&self, waker: &Waker) -> Option<Grant> {
         {
             let mut notify = self.notify.lock();
             match &*notify {
@@ -69,13 +82,13 @@ impl Waiter {
         *self.notify.lock() = Some(Notify::Thread(thread));
     }
 
-    /// Gives `taken` to this waiter. Called under the queue lock, as the waiter is removed
+    /// Gives `grant` to this waiter. Called under the queue lock, as the waiter is removed
     /// from the queue; the caller wakes the waiter with the returned [`Wake`] after unlocking,
     /// so that the lock is not held across a wake-up (which may cost a syscall).
     #[must_use = "the waiter sleeps until woken"]
-    pub(crate) fn grant(&self, taken: Taken) -> Wake {
+    pub(crate) fn grant(&self, grant: Grant) -> Wake {
         debug_assert_eq!(self.grant.load(Ordering::Relaxed), NO_GRANT, "granted twice");
-        self.grant.store(encode(taken), Ordering::Release);
+        self.grant.store(encode(grant), Ordering::Release);
         Wake(self.notify.lock().take())
     }
 }
@@ -111,6 +124,11 @@ impl WaitQueue {
 
     pub(crate) fn pop(&mut self) -> Option<Arc<Waiter>> {
         self.waiters.pop_front()
+    }
+
+    /// Takes every waiter out, oldest first.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Arc<Waiter>> + '_ {
+        self.waiters.drain(..)
     }
 
     /// Removes `waiter` if it is still queued; `false` means it was granted a slot already.

@@ -136,3 +136,91 @@ fn a_detached_slot_goes_to_the_waiter() {
         assert_eq!(pool.stats().idle, 1);
     });
 }
+
+/// A pooled object that counts how many of its kind are alive.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn counted_pool(max_size: usize, capacity: usize, live: &Arc<AtomicUsize>) -> Pool<Counted> {
+    let live = live.clone();
+    Pool::builder()
+        .max_size(max_size)
+        .capacity(capacity)
+        .build(move || {
+            live.fetch_add(1, Ordering::SeqCst);
+            Counted(live.clone())
+        })
+        .unwrap()
+}
+
+/// `close` against a return: either the closer's scan finds the returned object or the
+/// returner sees the pool closed; in every interleaving exactly one of them drops it.
+#[test]
+fn close_racing_a_return_drops_the_object_once() {
+    loom::model(|| {
+        let live = Arc::new(AtomicUsize::new(0));
+        let pool = counted_pool(1, 1, &live);
+        let held = pool.try_get().unwrap().into_owned();
+        let returner = thread::spawn(move || drop(held));
+        assert!(pool.close());
+        returner.join().unwrap();
+        assert_eq!(live.load(Ordering::SeqCst), 0, "the returned object outlived the close");
+        let stats = pool.stats();
+        assert_eq!((stats.idle, stats.in_use, stats.discarded), (0, 0, 1));
+    });
+}
+
+/// A waiter racing `close` is woken with `Closed` (never left asleep), whether it queued before
+/// the close or came after it.
+#[test]
+fn close_wakes_a_racing_waiter() {
+    loom::model(|| {
+        let live = Arc::new(AtomicUsize::new(0));
+        let pool = counted_pool(1, 1, &live);
+        let held = pool.try_get().unwrap();
+        let other = pool.clone();
+        let waiter = thread::spawn(move || other.get().map(|_| ()));
+        pool.close();
+        assert!(matches!(waiter.join().unwrap(), Err(objpool::GetError::Closed)));
+        drop(held);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// A shrink against a return: the returned object pays the debt, whichever comes first.
+#[test]
+fn a_shrink_racing_a_return_retires_the_returned_slot() {
+    loom::model(|| {
+        let live = Arc::new(AtomicUsize::new(0));
+        let pool = counted_pool(2, 2, &live);
+        let (mine, theirs) = (pool.try_get().unwrap(), pool.try_get().unwrap().into_owned());
+        let returner = thread::spawn(move || drop(theirs));
+        pool.resize(1).unwrap();
+        returner.join().unwrap();
+        assert_eq!(live.load(Ordering::SeqCst), 1, "exactly one object was retired");
+        drop(mine);
+        let stats = pool.stats();
+        assert_eq!((stats.max_size, stats.idle, stats.in_use, live.load(Ordering::SeqCst)), (1, 1, 0, 1));
+    });
+}
+
+/// Growing the pool serves a waiter that is queueing at the same time.
+#[test]
+fn a_grow_serves_a_racing_waiter() {
+    loom::model(|| {
+        let live = Arc::new(AtomicUsize::new(0));
+        let pool = counted_pool(1, 2, &live);
+        let held = pool.try_get().unwrap();
+        let other = pool.clone();
+        let waiter = thread::spawn(move || other.get().map(|_| ()));
+        pool.resize(2).unwrap();
+        assert!(waiter.join().unwrap().is_ok(), "the waiter was not served by the grow");
+        drop(held);
+        assert_eq!(pool.stats().idle, 2);
+    });
+}

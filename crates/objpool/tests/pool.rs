@@ -159,9 +159,23 @@ fn a_panicking_creator_frees_the_slot() {
             5u8
         })
         .unwrap();
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.try_get().map(|g| *g)));
-    assert!(caught.is_err());
-    assert_eq!(*pool.try_get().unwrap(), 5);
+    match pool.try_get() {
+        Err(TryGetError::CreatorPanicked { message }) => assert_eq!(message, "first creation panics"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(pool.stats().create_errors, 1);
+    assert_eq!(*pool.try_get().unwrap(), 5, "the slot was freed");
+}
+
+#[test]
+fn a_panicking_creator_is_a_typed_error_for_every_get() {
+    let pool = Pool::builder().max_size(1).build(|| -> u8 { panic!("creator down") }).unwrap();
+    assert!(matches!(pool.get(), Err(GetError::CreatorPanicked { .. })));
+    assert!(matches!(pool.get_timeout(Duration::from_secs(1)), Err(GetError::CreatorPanicked { .. })));
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let err = rt.block_on(pool.get_async()).unwrap_err();
+    assert_eq!(err.to_string(), "the creator of a pooled object panicked: creator down");
+    assert_eq!(pool.stats().create_errors, 3);
 }
 
 #[test]
@@ -211,6 +225,50 @@ fn get_timeout_gives_up_with_how_long_it_waited() {
     assert!(started.elapsed() >= Duration::from_millis(50));
     let stats = pool.stats();
     assert_eq!((stats.timeouts, stats.waiting, stats.waits), (1, 0, 0));
+}
+
+#[test]
+fn timeouts_of_any_length_are_accepted() {
+    let pool = Pool::builder().max_size(1).build(|| 0u8).unwrap();
+    for timeout in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::ZERO] {
+        assert!(pool.get_timeout(timeout).is_ok(), "{timeout:?}");
+    }
+    let held = pool.try_get().unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| pool.get_timeout(Duration::MAX).map(|g| *g));
+        while pool.stats().waiting == 0 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        assert_eq!(waiter.join().unwrap().unwrap(), 0, "a wait without end is served");
+    });
+}
+
+/// N threads hold an object each at the same moment, forced by a barrier: the exact peak is N,
+/// though every object was pre-created (no creation or wait to sample it at).
+#[test]
+fn the_peak_is_exact_and_can_be_reset() {
+    const N: usize = 6;
+    let pool = Pool::builder().max_size(16).pre_create(16).exact_peak(true).build(|| 0u8).unwrap();
+    let barrier = std::sync::Barrier::new(N);
+    std::thread::scope(|s| {
+        for _ in 0..N {
+            s.spawn(|| {
+                let guard = pool.get().unwrap();
+                barrier.wait();
+                drop(guard);
+            });
+        }
+    });
+    let stats = pool.stats();
+    assert_eq!((stats.in_use, stats.peak_in_use), (0, N));
+    // A new interval starts from what is in use now.
+    let held = pool.try_get().unwrap();
+    assert_eq!(pool.reset_peak(), N, "reset returns the peak of the interval that ends");
+    assert_eq!(pool.stats().peak_in_use, 1);
+    let more = (pool.try_get().unwrap(), pool.try_get().unwrap());
+    drop((held, more));
+    assert_eq!(pool.stats().peak_in_use, 3);
 }
 
 #[test]

@@ -126,3 +126,75 @@ async fn tasks_with_cancellations_lose_nothing() {
     let all: Vec<_> = (0..3).map(|_| pool.try_get().unwrap()).collect();
     assert_eq!(all.len(), 3);
 }
+
+/// Threads get and return while another resizes the pool over and over and then closes it:
+/// no object is ever held twice, live objects never outnumber the slots, every waiter ends
+/// (served or told the pool closed), and after the close nothing is left alive.
+#[test]
+fn resizes_and_a_close_under_load_lose_nothing() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let counter = live.clone();
+    let pool = Pool::builder()
+        .max_size(MAX)
+        .capacity(MAX)
+        .build(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Probe { held: AtomicBool::new(false), live: counter.clone() }
+        })
+        .unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let (pool, live, served) = (pool.clone(), live.clone(), served.clone());
+            std::thread::spawn(move || {
+                for i in 0u32.. {
+                    let guard = match (i + t) % 3 {
+                        0 => match pool.try_get() {
+                            Ok(guard) => guard,
+                            Err(objpool::TryGetError::Closed) => break,
+                            Err(_) => continue,
+                        },
+                        1 => match pool.get_timeout(Duration::from_millis(1)) {
+                            Ok(guard) => guard,
+                            Err(objpool::GetError::Closed) => break,
+                            Err(_) => continue,
+                        },
+                        _ => match pool.get() {
+                            Ok(guard) => guard,
+                            Err(objpool::GetError::Closed) => break,
+                            Err(other) => panic!("unexpected {other}"),
+                        },
+                    };
+                    assert!(!guard.held.swap(true, Ordering::SeqCst), "object handed out twice");
+                    assert!(live.load(Ordering::SeqCst) <= MAX, "more objects than slots");
+                    std::hint::spin_loop();
+                    guard.held.store(false, Ordering::SeqCst);
+                    served.fetch_add(1, Ordering::Relaxed);
+                    if i % 53 == 0 {
+                        guard.discard();
+                    }
+                }
+            })
+        })
+        .collect();
+    // Resize at least 4000 times, and until the workers were served 2000 times in between.
+    let mut round = 0;
+    while round < 4_000 || served.load(Ordering::Relaxed) < 2_000 {
+        assert!(round < 50_000_000, "the workers starve while the pool is resized");
+        pool.resize(round % MAX + 1).unwrap();
+        round += 1;
+        let stats = pool.stats();
+        assert!(stats.idle + stats.in_use <= MAX, "{stats}");
+    }
+    pool.close();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert!(served.load(Ordering::Relaxed) > 0);
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.idle, stats.in_use, stats.waiting, live.load(Ordering::SeqCst)),
+        (0, 0, 0, 0),
+        "{stats}"
+    );
+}
