@@ -7,7 +7,7 @@ if ! cargo +nightly miri --version >/dev/null 2>&1; then
     rustup component add --toolchain nightly miri rust-src
 fi
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
-cargo +nightly miri test -p objpool --test pool --test no_alloc --test lifecycle --test async_create
+cargo +nightly miri test -p objpool --test pool --test no_alloc --test lifecycle --test async_create --test async_reset
 cargo +nightly miri test -p alloctrack --test counting
 # The slab under the cache (unsafe: entries in MaybeUninit nodes): its unit tests, and the public
 # API tests that insert, replace, evict, expire, remove, clear and drop entries.

@@ -9,6 +9,7 @@ use crate::create::Creating;
 use crate::error::GetError;
 use crate::guard::Guard;
 use crate::pool::Pool;
+use crate::reset::Resetting;
 use crate::slot::Taken;
 use crate::sync::Arc;
 use crate::waiter::{Grant, Waiter};
@@ -17,10 +18,12 @@ use crate::waiter::{Grant, Waiter};
 ///
 /// Waiters are served in the order they started waiting. With an async creator
 /// ([`Builder::build_async`](crate::Builder::build_async)) this future also polls the creation
-/// of a new object, so the creation runs in the caller's task and nowhere else.
+/// of a new object, and with an async reset ([`Builder::reset_async`](crate::Builder::reset_async))
+/// the reset of a returned one, so both run in the caller's task and nowhere else.
 ///
 /// The future is cancel-safe: dropping it at any point loses nothing. An object granted to it
-/// meanwhile passes to the next waiter; a creation in progress is dropped and its slot freed.
+/// meanwhile passes to the next waiter; a creation in progress is dropped and its slot freed;
+/// an object whose async reset is interrupted is dropped (its state is unknown).
 /// It has no timeout of its own; wrap it in your runtime's timeout (`tokio::time::timeout`),
 /// which drops it when time is up.
 #[must_use = "futures do nothing unless polled"]
@@ -31,11 +34,51 @@ pub struct Acquire<'a, T> {
     since: Option<Instant>,
     /// An async creation in progress, and the slot it fills.
     creating: Option<(usize, Creating<T>)>,
+    /// An async reset in progress, and the slot (owned by this future) of its object.
+    resetting: Option<(usize, Resetting<'a>)>,
 }
 
 impl<'a, T> Acquire<'a, T> {
     pub(crate) fn new(pool: &'a Pool<T>) -> Self {
-        Self { pool, waiter: None, since: None, creating: None }
+        Self { pool, waiter: None, since: None, creating: None, resetting: None }
+    }
+
+    /// Turns a taken slot into a guard: resets a returned object or creates a new one first,
+    /// in this task, when the pool does that asynchronously.
+    fn take(&mut self, taken: Taken, cx: &mut Context<'_>) -> Poll<Result<Guard<'a, T>, GetError>> {
+        let shared = self.pool.shared();
+        match taken {
+            Taken::Object(index) if shared.due_reset(index) => {
+                // SAFETY: the slot is ours, holding an object, and stays ours until the reset
+                // is dropped (in `poll_reset` or in `drop`).
+                match unsafe { shared.start_reset(index) } {
+                    Ok(resetting) => {
+                        self.resetting = Some((index, resetting));
+                        self.poll_reset(cx)
+                    }
+                    Err(outcome) => self.take(shared.reset_done(index, outcome), cx),
+                }
+            }
+            Taken::Vacant(index) if shared.creates_async() => {
+                self.creating = Some((index, shared.start_creation(index)?));
+                self.poll_creation(cx)
+            }
+            taken => {
+                let index = shared.fill(taken)?;
+                // SAFETY: `fill` made the slot ours and put an object in it.
+                Poll::Ready(Ok(unsafe { Guard::new(self.pool, index) }))
+            }
+        }
+    }
+
+    /// Polls the reset in progress.
+    fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<Result<Guard<'a, T>, GetError>> {
+        let (index, resetting) = self.resetting.as_mut().expect("a reset is in progress");
+        let outcome = std::task::ready!(resetting.poll(cx));
+        let index = *index;
+        self.resetting = None;
+        let taken = self.pool.shared().reset_done(index, outcome);
+        self.take(taken, cx)
     }
 
     /// Polls the creation in progress.
@@ -69,6 +112,9 @@ impl<'a, T> Future for Acquire<'a, T> {
         if this.creating.is_some() {
             return this.poll_creation(cx);
         }
+        if this.resetting.is_some() {
+            return this.poll_reset(cx);
+        }
         let shared = this.pool.shared();
         let grant = match &this.waiter {
             None => match shared.take_fast(this.pool.slots()) {
@@ -98,15 +144,7 @@ impl<'a, T> Future for Acquire<'a, T> {
         if let Some(since) = this.since.take() {
             shared.record_wait(since);
         }
-        if let Taken::Vacant(index) = taken {
-            if shared.creates_async() {
-                this.creating = Some((index, shared.start_creation(index)?));
-                return this.poll_creation(cx);
-            }
-        }
-        let index = shared.fill(taken)?;
-        // SAFETY: `fill` made the slot ours and put an object in it.
-        Poll::Ready(Ok(unsafe { Guard::new(this.pool, index) }))
+        this.take(taken, cx)
     }
 }
 
@@ -121,6 +159,9 @@ impl<T> Drop for Acquire<'_, T> {
         if let Some((index, creating)) = self.creating.take() {
             shared.abandon_creation(index, creating);
         }
+        if let Some((index, resetting)) = self.resetting.take() {
+            shared.abandon_reset(index, resetting);
+        }
     }
 }
 
@@ -129,6 +170,7 @@ impl<T> std::fmt::Debug for Acquire<'_, T> {
         f.debug_struct("Acquire")
             .field("queued", &self.waiter.is_some())
             .field("creating", &self.creating.is_some())
+            .field("resetting", &self.resetting.is_some())
             .finish()
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use crate::create::Create;
 use crate::error::{BoxError, BuildError, GetError};
 use crate::pool::Pool;
+use crate::reset::{AsyncReset, ResetFuture};
 use crate::shared::{Config, Recycle, Shared};
 
 /// The default [`Builder::max_size`].
@@ -29,6 +30,7 @@ pub struct Builder<T> {
     seed: Vec<T>,
     exact_peak: bool,
     recycle: Option<Recycle<T>>,
+    reset_async: Option<AsyncReset<T>>,
 }
 
 impl<T: Send + 'static> Builder<T> {
@@ -40,6 +42,7 @@ impl<T: Send + 'static> Builder<T> {
             seed: Vec::new(),
             exact_peak: false,
             recycle: None,
+            reset_async: None,
         }
     }
 
@@ -97,6 +100,37 @@ impl<T: Send + 'static> Builder<T> {
     /// for reuse: `false` drops it and frees its slot (for a broken or oversized object).
     pub fn recycle(mut self, recycle: impl Fn(&mut T) -> bool + Send + Sync + 'static) -> Self {
         self.recycle = Some(Box::new(recycle));
+        self
+    }
+
+    /// An async reset, for a reset that needs I/O (`ROLLBACK`, `DISCARD ALL`): it resolves to
+    /// whether the object is fit for reuse. `Drop` cannot await, so a returned object is only
+    /// marked, and the next caller to get it runs the reset first: `get_async` in its own task,
+    /// a blocking get on its thread. No lock is held meanwhile and nobody else can get the
+    /// object. An object the reset refuses, or whose reset panics or is cancelled, is dropped,
+    /// and the caller gets a new one created in its place. Runs after the synchronous
+    /// [`reset`](Self::reset), if both are set. Not available for an unmanaged pool.
+    ///
+    /// ```
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async {
+    /// let pool = objpool::Pool::builder()
+    ///     .reset_async(|session: &mut Vec<String>| {
+    ///         Box::pin(async move {
+    ///             session.clear(); // e.g. `session.execute("ROLLBACK").await.is_ok()`
+    ///             true
+    ///         })
+    ///     })
+    ///     .build(Vec::new)?;
+    /// pool.get_async().await?.push("BEGIN".into());
+    /// assert!(pool.get_async().await?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn reset_async(
+        mut self,
+        reset: impl for<'a> Fn(&'a mut T) -> ResetFuture<'a> + Send + Sync + 'static,
+    ) -> Self {
+        self.reset_async = Some(Box::new(reset));
         self
     }
 
@@ -165,10 +199,10 @@ impl<T: Send + 'static> Builder<T> {
     /// object is in use, even if fewer than `max_size` exist.
     ///
     /// # Errors
-    /// [`BuildError`] for a bad configuration; `pre_create` must be 0.
+    /// [`BuildError`] for a bad configuration; `pre_create` and `reset_async` must be unset.
     pub fn build_unmanaged(self) -> Result<Pool<T>, BuildError> {
-        if self.pre_create > 0 {
-            return Err(BuildError::PreCreateUnmanaged);
+        if self.pre_create > 0 || self.reset_async.is_some() {
+            return Err(BuildError::Unmanaged);
         }
         let (shared, _) = self.start(Create::Unmanaged)?;
         Ok(Pool::from_shared(shared))
@@ -176,7 +210,7 @@ impl<T: Send + 'static> Builder<T> {
 
     /// Checks the configuration, makes the pool and puts the seeded objects in.
     fn start(self, create: Create<T>) -> Result<(Shared<T>, PreFill), BuildError> {
-        let Self { max_size, capacity, pre_create, seed, exact_peak, recycle } = self;
+        let Self { max_size, capacity, pre_create, seed, exact_peak, recycle, reset_async } = self;
         let capacity = capacity.unwrap_or(max_size);
         if max_size == 0 {
             return Err(BuildError::ZeroMaxSize);
@@ -190,7 +224,7 @@ impl<T: Send + 'static> Builder<T> {
         if seed.len() > max_size {
             return Err(BuildError::SeedAboveMaxSize { seeded: seed.len(), max_size });
         }
-        let shared = Shared::new(Config { capacity, max_size, recycle, exact_peak }, create);
+        let shared = Shared::new(Config { capacity, max_size, recycle, reset_async, exact_peak }, create);
         let seeded = seed.len();
         for (index, value) in seed.into_iter().enumerate() {
             shared.pre_fill(index, value, false);
@@ -234,6 +268,7 @@ impl<T> fmt::Debug for Builder<T> {
             .field("seeded", &self.seed.len())
             .field("exact_peak", &self.exact_peak)
             .field("reset", &self.recycle.is_some())
+            .field("reset_async", &self.reset_async.is_some())
             .finish()
     }
 }

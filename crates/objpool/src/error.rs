@@ -34,8 +34,9 @@ pub enum BuildError {
         /// The pool's maximum size.
         max_size: usize,
     },
-    /// `pre_create` was set for a pool without a creator.
-    PreCreateUnmanaged,
+    /// `pre_create` or `reset_async` was set for a pool without a creator (an object that an
+    /// async reset refuses is replaced by a new one, which an unmanaged pool cannot make).
+    Unmanaged,
     /// The creator failed while pre-creating objects; none of them is kept.
     Create {
         /// How many objects had been created before the failure.
@@ -60,9 +61,9 @@ impl fmt::Display for BuildError {
                 f,
                 "invalid pool configuration: {seeded} seeded objects are more than max_size ({max_size})"
             ),
-            Self::PreCreateUnmanaged => {
-                f.write_str("invalid pool configuration: pre_create is set but the pool has no creator")
-            }
+            Self::Unmanaged => f.write_str(
+                "invalid pool configuration: pre_create and reset_async need a creator, and the pool has none",
+            ),
             Self::Create { created, .. } => {
                 write!(f, "creating pre-created object {} failed", created + 1)
             }

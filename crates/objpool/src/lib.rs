@@ -12,6 +12,7 @@ mod error;
 mod guard;
 mod histogram;
 mod pool;
+mod reset;
 mod shared;
 mod slot;
 mod stats;
@@ -26,4 +27,5 @@ pub use error::{AddError, AddRefused, BoxError, BuildError, GetError, ResizeErro
 pub use guard::{Guard, OwnedGuard};
 pub use histogram::{WAIT_BUCKETS, WaitHistogram};
 pub use pool::Pool;
+pub use reset::ResetFuture;
 pub use stats::Stats;

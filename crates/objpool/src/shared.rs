@@ -61,9 +61,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use crate::create::{Create, Creating};
+use crate::create::{Create, Creating, block_on};
 use crate::error::{AddError, AddRefused, GetError, ResizeError, TryGetError};
 use crate::histogram::WaitBuckets;
+use crate::reset::{AsyncReset, Outcome, Resetting};
 use crate::slot::{BUSY, EMPTY, FRESH, IDLE, Slot, Taken};
 use crate::stats::Stats;
 use crate::sync::{self, Arc, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
@@ -148,6 +149,8 @@ pub(crate) struct Shared<T> {
     locked: Mutex<Locked>,
     create: Create<T>,
     recycle: Option<Recycle<T>>,
+    /// The reset run by the next taker of a returned object (see [`reset`](crate::reset)).
+    reset_async: Option<AsyncReset<T>>,
     /// Whether checkouts are counted in `in_use`, for an exact peak.
     exact_peak: bool,
     /// The current `max_size`: `capacity` minus the retired slots and the debt.
@@ -178,12 +181,13 @@ pub(crate) struct Config<T> {
     pub(crate) capacity: usize,
     pub(crate) max_size: usize,
     pub(crate) recycle: Option<Recycle<T>>,
+    pub(crate) reset_async: Option<AsyncReset<T>>,
     pub(crate) exact_peak: bool,
 }
 
 impl<T> Shared<T> {
     pub(crate) fn new(config: Config<T>, create: Create<T>) -> Self {
-        let Config { capacity, max_size, recycle, exact_peak } = config;
+        let Config { capacity, max_size, recycle, reset_async, exact_peak } = config;
         debug_assert!(0 < max_size && max_size <= capacity);
         let slots: Box<[_]> = (0..capacity).map(|_| CachePadded::new(Slot::new())).collect();
         let retired: Vec<usize> = (max_size..capacity).collect();
@@ -197,6 +201,7 @@ impl<T> Shared<T> {
             locked: Mutex::new(Locked { retired, ..Locked::default() }),
             create,
             recycle,
+            reset_async,
             exact_peak,
             target: AtomicUsize::new(max_size),
             in_use: CachePadded::new(AtomicUsize::new(0)),
@@ -311,11 +316,75 @@ impl<T> Shared<T> {
     #[inline]
     pub(crate) fn fill(&self, taken: Taken) -> Result<usize, GetError> {
         let index = match taken {
-            Taken::Object(index) => index,
+            Taken::Object(index) if !self.due_reset(index) => index,
+            Taken::Object(index) => self.reset_blocking(index)?,
             Taken::Vacant(index) => self.create_in(index)?,
         };
         self.checked_out();
         Ok(index)
+    }
+
+    /// Whether the object in slot `index`, which the caller just took, is due its async reset.
+    /// Clears the mark: the caller runs the reset now.
+    #[inline(always)]
+    pub(crate) fn due_reset(&self, index: usize) -> bool {
+        // SAFETY: the caller owns the slot.
+        self.reset_async.is_some() && unsafe { self.slots[index].take_dirty() }
+    }
+
+    /// Starts the async reset of the object in slot `index`.
+    ///
+    /// # Safety
+    /// The caller owns slot `index`, which holds an object, and keeps owning it until the
+    /// returned reset is dropped.
+    pub(crate) unsafe fn start_reset(&self, index: usize) -> Result<Resetting<'_>, Outcome> {
+        let reset = self.reset_async.as_ref().expect("only a pool with an async reset resets");
+        // SAFETY: the caller owns the slot and its object for the life of the borrow.
+        let object = unsafe { &mut *self.slots[index].get() };
+        Resetting::start(reset, object)
+    }
+
+    /// Ends an async reset of the object in slot `index` (owned by the caller, the reset
+    /// dropped): a kept object stays, a refused one is dropped and leaves the slot vacant.
+    pub(crate) fn reset_done(&self, index: usize, outcome: Outcome) -> Taken {
+        match outcome {
+            Outcome::Keep => return Taken::Object(index),
+            Outcome::Refused => {}
+            Outcome::Panicked => bump(&self.counters.reset_panics),
+        }
+        bump(&self.counters.discarded);
+        // If the object's destructor panics, the slot is freed on the way out.
+        let vacate = VacateOnDrop(self, index);
+        // SAFETY: the caller owns the slot and it holds an object; it stays the caller's,
+        // vacant.
+        drop(unsafe { self.slots[index].take() });
+        std::mem::forget(vacate);
+        Taken::Vacant(index)
+    }
+
+    /// Frees the slot of an abandoned async reset, dropping the reset and then the object
+    /// (whose state the interrupted reset left unknown).
+    pub(crate) fn abandon_reset(&self, index: usize, resetting: Resetting<'_>) {
+        let _vacate = VacateOnDrop(self, index);
+        drop(resetting);
+        bump(&self.counters.discarded);
+        // SAFETY: the caller owns the slot and it holds an object; `_vacate` frees the slot.
+        drop(unsafe { self.slots[index].take() });
+    }
+
+    /// Runs the async reset of slot `index` on this thread; a refused object is replaced.
+    #[cold]
+    #[inline(never)]
+    fn reset_blocking(&self, index: usize) -> Result<usize, GetError> {
+        // SAFETY: we own the slot (just taken, holding an object) until the reset is dropped.
+        let outcome = match unsafe { self.start_reset(index) } {
+            Ok(mut resetting) => block_on(|cx| resetting.poll(cx)),
+            Err(outcome) => outcome,
+        };
+        match self.reset_done(index, outcome) {
+            Taken::Object(index) => Ok(index),
+            Taken::Vacant(index) => self.create_in(index),
+        }
     }
 
     /// Counts a checkout in the exact peak.
@@ -439,7 +508,12 @@ impl<T> Shared<T> {
         if keep {
             // SAFETY: we own the slot and it holds an object. Pairs with the fence in
             // `enqueue`: see "Returning" above.
-            unsafe { slot.release(IDLE) };
+            unsafe {
+                if self.reset_async.is_some() {
+                    slot.set_dirty();
+                }
+                slot.release(IDLE);
+            }
             if self.control.load(Ordering::SeqCst) != 0 {
                 self.after_release(index);
             }

@@ -41,11 +41,18 @@ pub(crate) struct Slot<T> {
     /// Initialised exactly when the state is `IDLE`, or `BUSY` for an owner that took it as
     /// [`Taken::Object`] (or has since filled it). Accessed only by the owner of a `BUSY` slot.
     value: UnsafeCell<MaybeUninit<T>>,
+    /// Whether the object came back since its last async reset. Accessed only by the owner of
+    /// a `BUSY` slot, like `value`.
+    dirty: UnsafeCell<bool>,
 }
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Self {
-        Self { state: AtomicU64::new(EMPTY), value: UnsafeCell::new(MaybeUninit::uninit()) }
+        Self {
+            state: AtomicU64::new(EMPTY),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            dirty: UnsafeCell::new(false),
+        }
     }
 
     /// Moves the slot from `from` (`IDLE`, which also matches `FRESH`, or `EMPTY`) to `BUSY`,
@@ -106,6 +113,8 @@ impl<T> Slot<T> {
     pub(crate) unsafe fn write(&self, value: T) {
         // SAFETY: the caller owns the slot, so nobody else accesses the cell.
         self.value.with_mut(|cell| unsafe { (*cell).write(value) });
+        // SAFETY: as above. A new object needs no reset.
+        self.dirty.with_mut(|dirty| unsafe { *dirty = false });
     }
 
     /// Moves the object out of the slot, leaving it without one.
@@ -116,6 +125,26 @@ impl<T> Slot<T> {
     pub(crate) unsafe fn take(&self) -> T {
         // SAFETY: the caller owns the slot and the object is initialised.
         self.value.with_mut(|cell| unsafe { (*cell).assume_init_read() })
+    }
+
+    /// Marks the object as due an async reset before its next use.
+    ///
+    /// # Safety
+    /// The caller owns the slot.
+    #[inline]
+    pub(crate) unsafe fn set_dirty(&self) {
+        // SAFETY: the caller owns the slot, so nobody else accesses the cell.
+        self.dirty.with_mut(|dirty| unsafe { *dirty = true });
+    }
+
+    /// Whether the object is due an async reset; clears the mark.
+    ///
+    /// # Safety
+    /// The caller owns the slot.
+    #[inline]
+    pub(crate) unsafe fn take_dirty(&self) -> bool {
+        // SAFETY: the caller owns the slot, so nobody else accesses the cell.
+        self.dirty.with_mut(|dirty| unsafe { std::mem::replace(&mut *dirty, false) })
     }
 
     /// A pointer to the object.

@@ -48,7 +48,7 @@ fn bad_sizes_are_typed_errors() {
     let err = Pool::builder().max_size(1).seed([1u8, 2]).build(|| 0u8).unwrap_err();
     assert_eq!(err.to_string(), "invalid pool configuration: 2 seeded objects are more than max_size (1)");
     let err = Pool::<u8>::builder().pre_create(1).build_unmanaged().unwrap_err();
-    assert!(matches!(err, BuildError::PreCreateUnmanaged), "{err}");
+    assert!(matches!(err, BuildError::Unmanaged), "{err}");
 
     let pool = Pool::builder().max_size(2).capacity(3).build(|| 0u8).unwrap();
     assert_eq!(pool.resize(0), Err(ResizeError::Zero));
