@@ -660,8 +660,10 @@ impl<T> Shared<T> {
             // the caller found none a moment ago).
             self.serve_locked(&mut locked, None, &mut after);
             if waiter.granted().is_none() && !self.exact_peak {
-                // Every slot in service is busy while a caller waits: in use is at a peak.
-                let in_use = self.count(BUSY).saturating_sub(locked.retired.len());
+                // Every slot in service is busy while a caller waits (in a pool that creates;
+                // an unmanaged one may have empty slots): in use is at a peak.
+                let busy = if self.create.creates() { self.slots.len() } else { self.count(BUSY) };
+                let in_use = busy.saturating_sub(locked.retired.len());
                 self.counters.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
             }
         }

@@ -113,7 +113,8 @@ pub fn cut_csv(window: &[u8], at_eof: bool, chunk_size: usize, max_record: usize
 
 /// The ends of the CSV records in `data`, which starts at a record boundary (a chunk of a
 /// [`Split::Csv`](crate::Split::Csv) run does): the position just after each newline that is not
-/// inside a quoted field. A last record without a newline has no end here.
+/// inside a quoted field. A last record without a newline has no end here. A lone CR outside
+/// quotes also ends a record (as the csv crate reads it) but is no place to cut.
 ///
 /// ```
 /// use streamproc::split::{Csv, RecordEnds};
@@ -171,6 +172,10 @@ impl Iterator for RecordEnds<'_> {
             if b == b'\n' {
                 self.state = State::FieldStart;
                 return Some(i + 1);
+            } else if b == b'\r' {
+                // A lone CR ends a record for CSV readers (CR line endings), so what follows
+                // starts a field; chunks are still cut after newlines only.
+                self.state = State::FieldStart;
             } else if b == dialect.quote && self.state == State::FieldStart {
                 self.state = State::Quoted;
                 self.opened = i;
@@ -215,5 +220,8 @@ mod tests {
         assert_eq!(cut_csv(b"a,\"open\n", true, 16, 16, d), Cut::Unterminated(2));
         assert_eq!(cut_csv(b"a,\"0123456789", false, 4, 8, d), Cut::TooLong);
         assert_eq!(cut_csv(b"a,b", true, 8, 8, d), Cut::At(3));
+        // A lone CR ends a record as readers take it (the csv crate does), so the quote after
+        // it opens a field and the newline inside that field is no record end.
+        assert_eq!(cut_csv(b"a\r\"x\ny\"\nz", false, 4, 16, d), Cut::At(8));
     }
 }
