@@ -5,9 +5,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use objpool::{BuildError, GetError, Pool};
+
+mod support;
 
 /// Sets its flag when dropped: tells whether a creation future was dropped.
 struct DropFlag(Arc<AtomicBool>);
@@ -23,45 +24,25 @@ impl Drop for DropFlag {
 /// run inside a poll would block the only runtime thread, and the ticker would never tick.
 #[test]
 fn a_slow_creator_does_not_stop_other_tasks() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let release = Arc::new(tokio::sync::Notify::new());
-        let result = rt.block_on(async {
-            let pool = {
+    let (object, ticks) = support::beside_a_ticker(|ticker| async move {
+        let release = ticker.release();
+        let pool = Pool::builder()
+            .max_size(1)
+            .build_async(move || {
                 let release = release.clone();
-                Pool::builder()
-                    .max_size(1)
-                    .build_async(move || {
-                        let release = release.clone();
-                        async move {
-                            release.notified().await;
-                            Ok::<_, std::convert::Infallible>(42u32)
-                        }
-                    })
-                    .await
-                    .unwrap()
-            };
-            let ticker = {
-                let (ticks, release) = (ticks.clone(), release.clone());
-                tokio::spawn(async move {
-                    for _ in 0..100 {
-                        ticks.fetch_add(1, Ordering::SeqCst);
-                        tokio::task::yield_now().await;
-                    }
-                    release.notify_one();
-                })
-            };
-            let object = *pool.get_async().await.unwrap();
-            ticker.await.unwrap();
-            object
-        });
-        done.send((result, ticks.load(Ordering::SeqCst))).unwrap();
+                async move {
+                    release.notified().await;
+                    Ok::<_, std::convert::Infallible>(42u32)
+                }
+            })
+            .await
+            .unwrap();
+        let ticking = ticker.start();
+        let object = *pool.get_async().await.unwrap();
+        ticking.await.unwrap();
+        object
     });
-    let (object, ticks) =
-        finished.recv_timeout(Duration::from_secs(60)).expect("the creator blocked the runtime");
-    assert_eq!((object, ticks), (42, 100));
+    assert_eq!((object, ticks), (42, support::TICKS));
 }
 
 #[test]

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use objpool::{BuildError, Pool};
 
+mod support;
+
 /// A session that counts how many of its kind are alive.
 struct Session {
     statements: Vec<&'static str>,
@@ -60,46 +62,27 @@ fn a_returned_object_is_reset_before_its_next_use_and_a_new_one_is_not() {
 /// must run in the caller's task, not inside a blocked poll.
 #[test]
 fn a_slow_reset_does_not_stop_other_tasks() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let release = Arc::new(tokio::sync::Notify::new());
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let pool = {
-            let release = release.clone();
-            Pool::builder()
-                .max_size(1)
-                .reset_async(move |v: &mut Vec<u8>| {
-                    let release = release.clone();
-                    Box::pin(async move {
-                        release.notified().await;
-                        v.clear();
-                        true
-                    })
+    let (len, ticks) = support::beside_a_ticker(|ticker| async move {
+        let release = ticker.release();
+        let pool = Pool::builder()
+            .max_size(1)
+            .reset_async(move |v: &mut Vec<u8>| {
+                let release = release.clone();
+                Box::pin(async move {
+                    release.notified().await;
+                    v.clear();
+                    true
                 })
-                .build(Vec::new)
-                .unwrap()
-        };
-        let result = rt.block_on(async {
-            pool.get_async().await.unwrap().push(1);
-            let ticker = {
-                let (ticks, release) = (ticks.clone(), release.clone());
-                tokio::spawn(async move {
-                    for _ in 0..100 {
-                        ticks.fetch_add(1, Ordering::SeqCst);
-                        tokio::task::yield_now().await;
-                    }
-                    release.notify_one();
-                })
-            };
-            let len = pool.get_async().await.unwrap().len();
-            ticker.await.unwrap();
-            len
-        });
-        done.send((result, ticks.load(Ordering::SeqCst))).unwrap();
+            })
+            .build(Vec::new)
+            .unwrap();
+        pool.get_async().await.unwrap().push(1);
+        let ticking = ticker.start();
+        let len = pool.get_async().await.unwrap().len();
+        ticking.await.unwrap();
+        len
     });
-    let (len, ticks) = finished.recv_timeout(Duration::from_secs(60)).expect("the reset blocked the runtime");
-    assert_eq!((len, ticks), (0, 100));
+    assert_eq!((len, ticks), (0, support::TICKS));
 }
 
 #[test]
