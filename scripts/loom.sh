@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export RUSTFLAGS="--cfg objpool_loom --cfg alloctrack_loom --cfg connpool_loom --cfg bounded_cache_loom"
 loom() { cargo test --profile loom --target-dir target/loom "$@"; }
-loom -p objpool --test loom
+loom -p leanrt-objpool --test loom
 loom -p alloctrack --lib
-loom -p connpool --test loom
+loom -p leanrt-connpool --test loom
 loom -p bounded-cache --test loom

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints (which type-check every benchmark and
-# example too), unit/integration/doc tests, docs, the loom models, Miri on the unsafe code, a
-# short run of the tour example and of every fuzz target. Each step prints how long it took.
-# Installs what it needs (rustfmt, clippy, Miri, cargo-fuzz, PostgreSQL, Redis) when missing.
+# example too), unit/integration/doc tests, the docs as docs.rs builds them, the loom models,
+# Miri on the unsafe code, a short run of the tour and a run of every crate's examples, the
+# crates packaged as for publishing, the minimum supported Rust version, ThreadSanitizer and
+# AddressSanitizer, and a short run of every fuzz target. Each step prints how long it took.
+# Installs what it needs (rustfmt, clippy, Miri, rust-src, the MSRV toolchain, cargo-fuzz,
+# PostgreSQL, Redis) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,8 +40,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tests"
 cargo test --workspace --all-features
 
-step "docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+step "docs, as docs.rs builds them"
+scripts/docs.sh
 
 step "loom models"
 scripts/loom.sh
@@ -54,6 +57,23 @@ target/debug/examples/tour --seconds 5 | tee target/tour.out
 grep -q "^== report" target/tour.out
 # The parsers' peak is exact: 64 handlers hold parsers at once, so it cannot read 0.
 grep -Eq "^objpool +in use [0-9]+/[0-9]+ \(peak [1-9]" target/tour.out
+
+step "each crate's examples"
+# Built by the test step (cargo test builds examples); each checks its own results.
+for example in objpool connpool http postgres redis cache logscan alloctrack; do
+    echo "--> $example"
+    "target/debug/examples/$example" >target/example-$example.out
+    tail -n 2 target/example-$example.out
+done
+
+step "packaging"
+scripts/package.sh
+
+step "minimum supported Rust version"
+scripts/msrv.sh
+
+step "sanitizers"
+scripts/sanitizers.sh thread address
 
 step "fuzz targets"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

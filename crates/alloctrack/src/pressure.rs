@@ -74,8 +74,8 @@ pub enum PressureConfigError {
     ZeroLimit,
     /// A threshold was not a fraction in (0, 1].
     Threshold {
-        /// Which threshold.
-        name: &'static str,
+        /// Which threshold: [`Level::Warning`] or [`Level::Critical`].
+        level: Level,
         /// Its value.
         value: f64,
     },
@@ -94,7 +94,8 @@ impl fmt::Display for PressureConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ZeroLimit => f.write_str("invalid pressure monitor: the limit is 0 bytes"),
-            Self::Threshold { name, value } => {
+            Self::Threshold { level, value } => {
+                let name = if *level == Level::Critical { "critical" } else { "warning" };
                 write!(f, "invalid pressure monitor: the {name} threshold {value} is not in (0, 1]")
             }
             Self::WarningNotBelowCritical { warning, critical } => write!(
@@ -156,9 +157,9 @@ impl PressureMonitorBuilder {
         if limit == 0 {
             return Err(PressureConfigError::ZeroLimit);
         }
-        for (name, value) in [("warning", warning), ("critical", critical)] {
+        for (level, value) in [(Level::Warning, warning), (Level::Critical, critical)] {
             if !(value > 0.0 && value <= 1.0) {
-                return Err(PressureConfigError::Threshold { name, value });
+                return Err(PressureConfigError::Threshold { level, value });
             }
         }
         if warning >= critical {

@@ -58,7 +58,7 @@ fn bad_configurations_are_typed_errors() {
     let err = PressureMonitor::builder(0).build().unwrap_err();
     assert_eq!(err, PressureConfigError::ZeroLimit);
     let err = PressureMonitor::builder(10).warning(1.5).build().unwrap_err();
-    assert!(matches!(err, PressureConfigError::Threshold { name: "warning", .. }), "{err}");
+    assert!(matches!(err, PressureConfigError::Threshold { level: Level::Warning, .. }), "{err}");
     let err = PressureMonitor::builder(10).warning(0.9).critical(0.8).build().unwrap_err();
     assert!(matches!(err, PressureConfigError::WarningNotBelowCritical { .. }));
     let err = PressureMonitor::builder(10).hysteresis(0.9).build().unwrap_err();
@@ -68,6 +68,22 @@ fn bad_configurations_are_typed_errors() {
     );
     let err = PressureMonitor::builder(10).warning(f64::NAN).build().unwrap_err();
     assert!(matches!(err, PressureConfigError::Threshold { .. }));
+    let err = PressureMonitor::builder(10).critical(1.5).build().unwrap_err();
+    assert!(matches!(err, PressureConfigError::Threshold { level: Level::Critical, .. }), "{err}");
+    assert!(err.to_string().contains("critical threshold 1.5"), "{err}");
+}
+
+/// The error convention: a configuration error has no cause, so its chain is its own message.
+#[test]
+fn configuration_errors_stand_alone() {
+    for builder in [
+        PressureMonitor::builder(0),
+        PressureMonitor::builder(10).warning(0.0),
+        PressureMonitor::builder(10).warning(0.9).critical(0.8),
+        PressureMonitor::builder(10).hysteresis(-0.1),
+    ] {
+        testkit::assert_error_chain(&builder.build().unwrap_err(), 1);
+    }
 }
 
 #[test]

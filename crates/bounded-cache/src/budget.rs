@@ -204,9 +204,8 @@ where
 
     /// Calls the eviction listener, containing a panic.
     pub(crate) fn notify(&self, key: &K, value: &V, cause: RemovalCause) {
-        if let Some(listener) = &self.listener
-            && catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err()
-        {
+        let Some(listener) = &self.listener else { return };
+        if catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err() {
             self.counters.listener_panics.fetch_add(1, Relaxed);
         }
     }

@@ -163,9 +163,7 @@ where
         if self.ttl == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroTtl);
         }
-        if let Some(n) = self.shards
-            && (n == 0 || !n.is_power_of_two() || n > MAX_SHARDS)
-        {
+        if let Some(n) = self.shards.filter(|&n| n == 0 || !n.is_power_of_two() || n > MAX_SHARDS) {
             return Err(ConfigError::Shards(n));
         }
         Ok(Cache::from_builder(self))

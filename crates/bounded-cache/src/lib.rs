@@ -46,6 +46,9 @@
 //! listener is counted in [`Stats::listener_panics`] and the next notification goes ahead. See the
 //! `Implementation details` of the crate's `cell`, `budget` and `load` modules.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Feature badges on docs.rs; the test-only cfgs (loom models, fuzzing) are not part of the API.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(bounded_cache_loom, fuzzing))))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

@@ -135,10 +135,10 @@ impl<V> Flight<V> {
 
     /// Takes an async waiter's waker out, when the waiter gives up.
     fn deregister(&self, id: u64) {
-        if let State::Running { wakers, .. } = &mut *self.state.lock()
-            && let Some(i) = wakers.iter().position(|(w, _)| *w == id)
-        {
-            wakers.swap_remove(i);
+        if let State::Running { wakers, .. } = &mut *self.state.lock() {
+            if let Some(i) = wakers.iter().position(|(w, _)| *w == id) {
+                wakers.swap_remove(i);
+            }
         }
     }
 }

@@ -175,9 +175,10 @@ impl<K, V> Shard<K, V> {
     ) {
         for idx in 0..self.slab.capacity() as u32 {
             let node = self.slab.node(idx);
-            if node.is_occupied()
-                && let Some(cause) = remove(node.expires)
-            {
+            if !node.is_occupied() {
+                continue;
+            }
+            if let Some(cause) = remove(node.expires) {
                 out.push(self.take(idx, cause, false));
             }
         }

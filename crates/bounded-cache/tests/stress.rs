@@ -147,11 +147,13 @@ fn stress(policy: Policy) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "a stress test, too slow for an interpreter (ThreadSanitizer runs it)")]
 fn lru_budget_holds_and_stats_add_up() {
     stress(Policy::Lru);
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "a stress test, too slow for an interpreter (ThreadSanitizer runs it)")]
 fn s3fifo_budget_holds_and_stats_add_up() {
     stress(Policy::S3Fifo);
 }

@@ -43,6 +43,7 @@ fn hit_ratio(keys: &[u64], entries: u64, policy: Policy) -> f64 {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "replays a million-request trace: too slow for an interpreter")]
 fn lru_matches_exact_lru_and_s3fifo_beats_it_on_oltp() {
     let Some(keys) = oltp() else { return };
     // Published exact-LRU hit ratios for this trace (traces README).

@@ -202,9 +202,7 @@ impl Config {
                 return Err(ConfigError::TooLong { field, max: Self::MAX_DURATION });
             }
         }
-        if let Some(lifetime) = self.max_lifetime
-            && self.lifetime_jitter >= lifetime
-        {
+        if self.max_lifetime.is_some_and(|lifetime| self.lifetime_jitter >= lifetime) {
             return Err(ConfigError::JitterNotBelowLifetime);
         }
         self.retry.validate()

@@ -29,19 +29,17 @@ pub enum PoolError<E> {
     Hook(HookError),
 }
 
+/// This layer's message only: the cause (the last connection error, the hook's error) is the
+/// [`source`](Error::source), for a reporter to print once.
 impl<E: Error> fmt::Display for PoolError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Timeout { waited, status, last_error } => {
-                write!(f, "timed out after {waited:?} waiting for a connection ({status})")?;
-                if let Some(error) = last_error {
-                    write!(f, "; last connection error: {error}")?;
-                }
-                Ok(())
+            Self::Timeout { waited, status, .. } => {
+                write!(f, "timed out after {waited:?} waiting for a connection ({status})")
             }
-            Self::Connect(error) => write!(f, "connecting to the backend failed: {error}"),
+            Self::Connect(_) => f.write_str("connecting to the backend failed"),
             Self::Closed => f.write_str("the pool is closed"),
-            Self::Hook(error) => write!(f, "preparing the connection for checkout failed: {error}"),
+            Self::Hook(_) => f.write_str("preparing the connection for checkout failed"),
         }
     }
 }
@@ -70,20 +68,14 @@ pub enum ConnectError<E> {
     Hook(HookError),
 }
 
+/// `Backend` and `Hook` are transparent: they print the backend's or the hook's message and
+/// return its cause from [`source`](Error::source) (client libraries often say "error
+/// connecting" and keep "connection refused" in their source), so a reporter walking the chain
+/// prints each layer once. Match on the variant to reach the backend's error itself.
 impl<E: Error> fmt::Display for ConnectError<E> {
-    /// The backend's error with its chain of causes (client libraries often say "error
-    /// connecting" at the top and keep "connection refused" in the source).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Backend(error) => {
-                write!(f, "{error}")?;
-                let mut source = error.source();
-                while let Some(cause) = source {
-                    write!(f, ": {cause}")?;
-                    source = cause.source();
-                }
-                Ok(())
-            }
+            Self::Backend(error) => write!(f, "{error}"),
             Self::Timeout(after) => write!(f, "connecting timed out after {after:?}"),
             Self::Panicked(message) => write!(f, "the manager panicked while connecting: {message}"),
             Self::Hook(error) => write!(f, "{error}"),
@@ -94,7 +86,7 @@ impl<E: Error> fmt::Display for ConnectError<E> {
 impl<E: Error + 'static> Error for ConnectError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::Backend(error) => Some(error),
+            Self::Backend(error) => error.source(),
             Self::Hook(error) => error.source(),
             Self::Timeout(_) | Self::Panicked(_) => None,
         }
@@ -180,11 +172,13 @@ pub enum BuildError<E> {
     Connect(Arc<ConnectError<E>>),
 }
 
+/// `Config` is transparent (the configuration error has no cause of its own); `Connect` says
+/// this layer's message and gives the connection error as its [`source`](Error::source).
 impl<E: Error> fmt::Display for BuildError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config(error) => error.fmt(f),
-            Self::Connect(error) => write!(f, "opening the pool's first connections failed: {error}"),
+            Self::Connect(_) => f.write_str("opening the pool's first connections failed"),
         }
     }
 }
@@ -192,7 +186,7 @@ impl<E: Error> fmt::Display for BuildError<E> {
 impl<E: Error + 'static> Error for BuildError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::Config(error) => Some(error),
+            Self::Config(error) => error.source(),
             Self::Connect(error) => Some(&**error),
         }
     }

@@ -303,7 +303,8 @@ impl HttpClient {
     /// # Errors
     /// [`HttpClientError::Pool`] if no connection could be checked out;
     /// [`HttpClientError::Http`] if the request failed on it (the connection is then closed);
-    /// [`HttpClientError::Request`] for a URI this origin cannot serve.
+    /// [`HttpClientError::ForeignOrigin`] for an absolute URI of another origin;
+    /// [`HttpClientError::Request`] for one that cannot be rebuilt for this origin.
     pub async fn send<B>(&self, request: Request<B>) -> Result<Response<ResponseBody>, HttpClientError>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
@@ -311,13 +312,11 @@ impl HttpClient {
     {
         let manager = self.pool.manager();
         let (mut parts, body) = request.into_parts();
-        if let Some(authority) = parts.uri.authority()
-            && authority.as_str() != manager.authority
-        {
-            return Err(HttpClientError::Request(format!(
-                "{} is not this client's origin {}",
-                authority, manager.authority
-            )));
+        if let Some(authority) = parts.uri.authority().filter(|a| a.as_str() != manager.authority) {
+            return Err(HttpClientError::ForeignOrigin {
+                authority: authority.to_string(),
+                origin: manager.authority.clone(),
+            });
         }
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let body = body.map_err(Into::into).boxed();
@@ -328,7 +327,7 @@ impl HttpClient {
                 .authority(manager.authority.as_str())
                 .path_and_query(path)
                 .build()
-                .map_err(|e| HttpClientError::Request(e.to_string()))?;
+                .map_err(HttpClientError::Request)?;
             // Shared: a handle for this request, the connection straight back to the pool.
             let Sender::Http2(sender) = &conn.sender else { unreachable!("checked above") };
             let mut sender = sender.clone();
@@ -338,12 +337,11 @@ impl HttpClient {
                 sender.send_request(Request::from_parts(parts, body)).await.map_err(HttpClientError::Http)?;
             return Ok(response.map(|incoming| ResponseBody { incoming, conn: None }));
         }
-        parts.uri = path
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| HttpClientError::Request(e.to_string()))?;
+        parts.uri =
+            path.parse().map_err(|e: hyper::http::uri::InvalidUri| HttpClientError::Request(e.into()))?;
         if !parts.headers.contains_key(hyper::header::HOST) {
             let host = hyper::header::HeaderValue::from_str(&manager.authority)
-                .map_err(|e| HttpClientError::Request(e.to_string()))?;
+                .map_err(|e| HttpClientError::Request(e.into()))?;
             parts.headers.insert(hyper::header::HOST, host);
         }
         match conn.send_request(Request::from_parts(parts, body)).await {
@@ -398,9 +396,7 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        if let Some(conn) = &mut self.conn
-            && !self.incoming.is_end_stream()
-        {
+        if let (Some(conn), false) = (&mut self.conn, self.incoming.is_end_stream()) {
             // Dropped before its end: the rest of the reply would reach the next user.
             conn.mark_broken();
         }
@@ -415,8 +411,15 @@ pub enum HttpClientError {
     Pool(PoolError<HttpError>),
     /// The request failed on its connection.
     Http(hyper::Error),
-    /// The request cannot be sent to this origin.
-    Request(String),
+    /// The request names another origin than the client's (an absolute URI).
+    ForeignOrigin {
+        /// The request's authority.
+        authority: String,
+        /// The client's origin.
+        origin: String,
+    },
+    /// The request's URI or `Host` header cannot be built for this origin.
+    Request(hyper::http::Error),
 }
 
 impl fmt::Display for HttpClientError {
@@ -424,7 +427,10 @@ impl fmt::Display for HttpClientError {
         match self {
             Self::Pool(_) => f.write_str("no HTTP connection available"),
             Self::Http(_) => f.write_str("the HTTP request failed"),
-            Self::Request(why) => write!(f, "invalid request: {why}"),
+            Self::ForeignOrigin { authority, origin } => {
+                write!(f, "{authority} is not this client's origin {origin}")
+            }
+            Self::Request(_) => f.write_str("invalid request"),
         }
     }
 }
@@ -434,7 +440,8 @@ impl std::error::Error for HttpClientError {
         match self {
             Self::Pool(error) => Some(error),
             Self::Http(error) => Some(error),
-            Self::Request(_) => None,
+            Self::Request(error) => Some(error),
+            Self::ForeignOrigin { .. } => None,
         }
     }
 }

@@ -339,13 +339,14 @@ impl fmt::Debug for RedisConnection {
 
 impl RedisConnection {
     fn note(&mut self, result: &Result<impl Sized, RedisError>) {
-        if let Err(error) = result
-            && (error.is_io_error()
+        let lost = |error: &RedisError| {
+            error.is_io_error()
                 || error.is_connection_dropped()
                 || error.is_connection_refusal()
                 || error.is_timeout()
-                || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
-        {
+                || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        };
+        if result.as_ref().err().is_some_and(lost) {
             self.broken = true;
         }
     }

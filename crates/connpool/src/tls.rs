@@ -16,11 +16,11 @@ use rustls::pki_types::pem::PemObject;
 pub fn tls_roots(pem: &[u8]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| TlsError(format!("bad PEM certificate: {e}")))?;
-        roots.add(cert).map_err(|e| TlsError(format!("unusable root certificate: {e}")))?;
+        let cert = cert.map_err(TlsError::Pem)?;
+        roots.add(cert).map_err(TlsError::Certificate)?;
     }
     if roots.is_empty() {
-        return Err(TlsError("no certificate in the PEM text".into()));
+        return Err(TlsError::NoCertificate);
     }
     Ok(roots)
 }
@@ -34,10 +34,7 @@ pub fn tls_native_roots() -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(loaded.certs);
     if added == 0 {
-        return Err(TlsError(format!(
-            "no system root certificate could be loaded ({} errors)",
-            loaded.errors.len()
-        )));
+        return Err(TlsError::NoSystemRoots { errors: loaded.errors.len() });
     }
     Ok(roots)
 }
@@ -48,13 +45,41 @@ pub fn tls_client_config(roots: RootCertStore) -> rustls::ClientConfig {
 }
 
 /// Certificates that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsError(String);
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The PEM text does not parse (the source says where and why).
+    Pem(rustls::pki_types::pem::Error),
+    /// A certificate parsed but cannot serve as a root (the source says why).
+    Certificate(rustls::Error),
+    /// The PEM text holds no `CERTIFICATE` block.
+    NoCertificate,
+    /// The operating system's store gave no usable root certificate.
+    NoSystemRoots {
+        /// How many errors loading the store reported.
+        errors: usize,
+    },
+}
 
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Pem(_) => f.write_str("bad PEM certificate"),
+            Self::Certificate(_) => f.write_str("unusable root certificate"),
+            Self::NoCertificate => f.write_str("no certificate in the PEM text"),
+            Self::NoSystemRoots { errors } => {
+                write!(f, "no system root certificate could be loaded ({errors} errors)")
+            }
+        }
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Pem(error) => Some(error),
+            Self::Certificate(error) => Some(error),
+            Self::NoCertificate | Self::NoSystemRoots { .. } => None,
+        }
+    }
+}

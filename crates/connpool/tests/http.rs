@@ -246,7 +246,7 @@ async fn a_refused_origin_is_a_clear_error() {
         .unwrap();
     let err = pool.get().await.unwrap_err();
     assert!(matches!(err, PoolError::Connect(_)), "{err}");
-    assert!(err.to_string().contains("connecting failed"), "{err}");
+    assert!(testkit::report(&err).contains("connecting failed"), "{err}");
 }
 
 #[cfg(feature = "http-rustls")]

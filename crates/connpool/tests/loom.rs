@@ -1,7 +1,7 @@
 //! loom models of the pool's state machine: checkout, return, wait, cancel and close, and close
 //! racing a return, a break and a connection attempt in flight.
 //!
-//! `RUSTFLAGS="--cfg connpool_loom" cargo test --release -p connpool --test loom`
+//! `RUSTFLAGS="--cfg connpool_loom" cargo test --release -p leanrt-connpool --test loom`
 //! (`scripts/loom.sh`). In every interleaving: no connection or slot is lost, no waiter sleeps
 //! through a return, `max_size` is never exceeded, and once closed the core asks for no
 //! connection attempt and drains to nothing open and nothing connecting.

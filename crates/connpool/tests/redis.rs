@@ -79,7 +79,7 @@ async fn a_refused_connection_times_out_naming_the_error() {
     let err = pool.get().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
     let PoolError::Timeout { last_error: Some(_), .. } = &err else { panic!("{err}") };
-    assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
+    assert!(testkit::report(&err).to_lowercase().contains("refused"), "{err}");
 }
 
 #[tokio::test]

@@ -79,23 +79,12 @@ async fn a_tls_only_server_serves_a_storm() {
     assert_eq!(storm(&pool, &prefix, 16, 8, 5).await, (0, true));
     // Without the CA, the server's certificate is not trusted: a clear refusal.
     let err = Pool::builder(RedisManager::new(&url).unwrap()).config(config(1, 1)).build().await.unwrap_err();
-    assert!(chain(&err).to_lowercase().contains("certificate"), "{}", chain(&err));
+    assert!(testkit::report(&err).to_lowercase().contains("certificate"), "{}", testkit::report(&err));
 }
 
 fn fastrand_suffix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
         % 1_000_000_007
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[tokio::test]

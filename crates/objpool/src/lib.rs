@@ -1,4 +1,7 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Feature badges on docs.rs; the test-only cfgs (loom models, fuzzing) are not part of the API.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(objpool_loom, fuzzing))))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

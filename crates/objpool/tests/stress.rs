@@ -21,6 +21,7 @@ impl Drop for Probe {
 const MAX: usize = 4;
 
 #[test]
+#[cfg_attr(miri, ignore = "a stress test, too slow for an interpreter (ThreadSanitizer runs it)")]
 fn threads_never_share_an_object_or_exceed_max_size() {
     let live = Arc::new(AtomicUsize::new(0));
     let counter = live.clone();
@@ -98,6 +99,7 @@ fn threads_never_share_an_object_or_exceed_max_size() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(miri, ignore = "a stress test, too slow for an interpreter (ThreadSanitizer runs it)")]
 async fn tasks_with_cancellations_lose_nothing() {
     let pool = Pool::builder().max_size(3).build(|| AtomicBool::new(false)).unwrap();
     let tasks: Vec<_> = (0..32u64)
@@ -131,6 +133,7 @@ async fn tasks_with_cancellations_lose_nothing() {
 /// no object is ever held twice, live objects never outnumber the slots, every waiter ends
 /// (served or told the pool closed), and after the close nothing is left alive.
 #[test]
+#[cfg_attr(miri, ignore = "a stress test, too slow for an interpreter (ThreadSanitizer runs it)")]
 fn resizes_and_a_close_under_load_lose_nothing() {
     let live = Arc::new(AtomicUsize::new(0));
     let counter = live.clone();

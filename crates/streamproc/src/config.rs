@@ -184,10 +184,10 @@ impl Config {
         if self.workers == 0 {
             return Err(ConfigError::ZeroWorkers);
         }
-        if let Split::Records { max_record, .. } | Split::Csv { max_record, .. } = self.split
-            && max_record < self.chunk_size
-        {
-            return Err(ConfigError::MaxRecordBelowChunkSize { max_record, chunk_size: self.chunk_size });
+        if let Split::Records { max_record, .. } | Split::Csv { max_record, .. } = self.split {
+            if max_record < self.chunk_size {
+                return Err(ConfigError::MaxRecordBelowChunkSize { max_record, chunk_size: self.chunk_size });
+            }
         }
         if self.max_chunk_bytes() > isize::MAX as usize / 2 {
             return Err(ConfigError::ChunkTooLarge(self.max_chunk_bytes()));

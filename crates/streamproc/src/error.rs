@@ -138,12 +138,14 @@ pub enum Error<E = Infallible> {
     },
 }
 
-impl<E: fmt::Display> fmt::Display for Error<E> {
+/// This layer's message only: the cause (an I/O error, the function's error) is the
+/// [`source`](std::error::Error::source), for a reporter to print once.
+impl<E> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Open { path, source } => write!(f, "cannot open {}: {source}", path.display()),
-            Error::Read { path, offset, source } => {
-                write!(f, "cannot read {} at offset {offset}: {source}", path.display())
+            Error::Open { path, .. } => write!(f, "cannot open {}", path.display()),
+            Error::Read { path, offset, .. } => {
+                write!(f, "cannot read {} at offset {offset}", path.display())
             }
             Error::RecordTooLong { path, offset, max_record } => write!(
                 f,
@@ -158,8 +160,8 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 "{} changed while being read: it was {expected} bytes, then {actual}",
                 path.display()
             ),
-            Error::Worker { index, offset, error } => {
-                write!(f, "processing chunk {index} (offset {offset}) failed: {error}")
+            Error::Worker { index, offset, .. } => {
+                write!(f, "processing chunk {index} (offset {offset}) failed")
             }
             Error::Panicked { index, offset, message } => {
                 write!(f, "processing chunk {index} (offset {offset}) panicked: {message}")
@@ -170,8 +172,8 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                     "the pipeline stopped before chunk {index} without an error: the results are incomplete"
                 )
             }
-            Error::Write { source } => write!(f, "cannot write the output: {source}"),
-            Error::Spawn { source } => write!(f, "cannot start a worker thread: {source}"),
+            Error::Write { .. } => f.write_str("cannot write the output"),
+            Error::Spawn { .. } => f.write_str("cannot start a worker thread"),
         }
     }
 }

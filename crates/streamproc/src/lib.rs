@@ -18,6 +18,9 @@
 //! | `rayon` | no | [`Config::thread_pool`]: the workers as jobs on a shared `rayon` pool |
 //! | `cli` | no | the `streamproc` command-line tool (`lines`, `grep`, `checksum`, `stats`, `gen`); implies `compression` |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Feature badges on docs.rs; the test-only cfgs (loom models, fuzzing) are not part of the API.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(fuzzing))))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

@@ -195,13 +195,13 @@ fn scoped_runs_borrow_from_the_caller() {
 /// never completes (a stalled pipe): the workers do not wait for the reader.
 #[test]
 fn a_scoped_run_returns_while_the_reader_is_blocked() {
-    let (reader, mut writer) = std::io::pipe().unwrap();
+    let (reader, mut writer) = testkit::pipe().unwrap();
     writer.write_all(&lines(100)).unwrap();
     // The writer stays open and silent: the reader's next read blocks.
     let (done_tx, done_rx) = mpsc::channel();
     let run = std::thread::spawn(move || {
         let p = Processor::new(Config::new().chunk_size(64).workers(2).buffer(1).lines()).unwrap();
-        let file = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+        let file = reader;
         let first = p.scope(
             Input::file("pipe", file),
             |c| Ok::<_, ()>(c.len()),
@@ -276,11 +276,11 @@ mod compressed {
     #[test]
     fn a_compressed_pipe_is_decoded() {
         let content = lines(3000);
-        let (reader, mut writer) = std::io::pipe().unwrap();
+        let (reader, mut writer) = testkit::pipe().unwrap();
         let gz = gzip(&content);
         let feed = std::thread::spawn(move || writer.write_all(&gz).unwrap());
         let p = Processor::new(Config::new().chunk_size(1000).workers(2).lines().decompress(true)).unwrap();
-        let file = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+        let file = reader;
         let got: Vec<u8> = chunks(&p, Input::file("pipe", file)).into_iter().flat_map(|c| c.2).collect();
         assert_eq!(got, content);
         feed.join().unwrap();

@@ -127,7 +127,7 @@ fn a_gibibyte_through_a_pipe_stays_within_the_window() {
         b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijk\n";
     let block: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
     let total = 1usize << 30;
-    let (reader, mut writer) = std::io::pipe().unwrap();
+    let (reader, mut writer) = testkit::pipe().unwrap();
     let live = std::thread::scope(|s| {
         let block = &block;
         s.spawn(move || {
@@ -135,8 +135,7 @@ fn a_gibibyte_through_a_pipe_stays_within_the_window() {
                 writer.write_all(block).unwrap();
             }
         });
-        let file = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
-        peak(&p, streamproc::Input::file("pipe", file))
+        peak(&p, streamproc::Input::file("pipe", reader))
     });
     eprintln!("1 GiB through a pipe: {live} B peak for a window of {window} B");
     assert!(live <= window + CHUNK as u64 + (1 << 20), "peak {live} B above the window of {window} B");

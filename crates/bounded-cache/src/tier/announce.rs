@@ -69,8 +69,11 @@ impl Pending {
             return;
         }
         if state.keys.contains(key) {
-            if delete && let Some(queued) = state.queue.iter_mut().find(|q| q.key == key) {
-                queued.delete = true;
+            // A delete joins the queued announcement of the key (a set needs nothing more).
+            if delete {
+                if let Some(queued) = state.queue.iter_mut().find(|q| q.key == key) {
+                    queued.delete = true;
+                }
             }
             return;
         }

@@ -68,11 +68,11 @@ impl<V: Serialize + DeserializeOwned> Codec<V> for MsgPack {
     const ID: u8 = 1;
 
     fn encode(&self, value: &V) -> Result<Vec<u8>, CodecError> {
-        rmp_serde::to_vec(value).map_err(|e| CodecError(e.to_string()))
+        rmp_serde::to_vec(value).map_err(CodecError::codec)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<V, CodecError> {
-        rmp_serde::from_slice(bytes).map_err(|e| CodecError(e.to_string()))
+        rmp_serde::from_slice(bytes).map_err(CodecError::codec)
     }
 }
 
@@ -84,25 +84,81 @@ impl<V: Serialize + DeserializeOwned> Codec<V> for Json {
     const ID: u8 = 2;
 
     fn encode(&self, value: &V) -> Result<Vec<u8>, CodecError> {
-        serde_json::to_vec(value).map_err(|e| CodecError(e.to_string()))
+        serde_json::to_vec(value).map_err(CodecError::codec)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<V, CodecError> {
-        serde_json::from_slice(bytes).map_err(|e| CodecError(e.to_string()))
+        serde_json::from_slice(bytes).map_err(CodecError::codec)
     }
 }
 
 /// A value that could not be encoded, decoded or trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CodecError(pub String);
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The codec failed: the value cannot be represented, or the bytes are not a value of this
+    /// type (the serde error is the source). A custom [`Codec`] reports its failures so, through
+    /// [`CodecError::codec`].
+    Codec(Box<dyn std::error::Error + Send + Sync>),
+    /// Not an envelope written by this cache: too short, or another magic number or version.
+    Foreign,
+    /// Written with another codec.
+    OtherCodec {
+        /// The codec in the envelope.
+        written: u8,
+        /// The codec reading it.
+        read: u8,
+    },
+    /// A MAC key is set and the value is not signed.
+    Unsigned,
+    /// The value's MAC does not match: signed with another key, or altered.
+    BadSignature,
+    /// The value (stored, or its stated decompressed size) is above the tier's `max_value`.
+    TooLarge {
+        /// The value's size in bytes (at least this, for a stored value read in part).
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A compressed payload that is truncated, states a size its bytes cannot hold, or does not
+    /// decompress (the decompressor's error, if any, is the source).
+    BadCompression(Option<lz4_flex::block::DecompressError>),
+}
 
-impl fmt::Display for CodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot encode or decode a cached value: {}", self.0)
+impl CodecError {
+    /// A codec's own failure, for [`Codec`] implementations.
+    pub fn codec(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Codec(error.into())
     }
 }
 
-impl std::error::Error for CodecError {}
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Codec(_) => f.write_str("cannot encode or decode a cached value"),
+            Self::Foreign => {
+                f.write_str("not a value written by this cache (bad envelope, magic or version)")
+            }
+            Self::OtherCodec { written, read } => {
+                write!(f, "value written with codec {written}, read with codec {read}")
+            }
+            Self::Unsigned => f.write_str("value not signed, and a MAC key is set"),
+            Self::BadSignature => f.write_str("the value's MAC does not match: not signed with this key"),
+            Self::TooLarge { size, limit } => write!(f, "value of {size} bytes above the limit of {limit}"),
+            Self::BadCompression(_) => f.write_str("bad compressed payload"),
+        }
+    }
+}
+
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Codec(error) => Some(&**error),
+            Self::BadCompression(Some(error)) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// The shared secret values are signed with.
 #[derive(Clone)]
@@ -154,13 +210,13 @@ pub(crate) fn open<'a>(
     key: Option<&MacKey>,
 ) -> Result<std::borrow::Cow<'a, [u8]>, CodecError> {
     let [magic, version, id, flags, ..] = bytes else {
-        return Err(CodecError("too short for an envelope".into()));
+        return Err(CodecError::Foreign);
     };
     if (*magic, *version) != (MAGIC, VERSION) {
-        return Err(CodecError("not written by this cache (bad magic or version)".into()));
+        return Err(CodecError::Foreign);
     }
     if *id != codec_id {
-        return Err(CodecError(format!("written with codec {id}, read with codec {codec_id}")));
+        return Err(CodecError::OtherCodec { written: *id, read: codec_id });
     }
     let signed = flags & SIGNED != 0;
     let body = match (key, signed) {
@@ -169,41 +225,37 @@ pub(crate) fn open<'a>(
                 .len()
                 .checked_sub(MAC_LEN)
                 .filter(|&at| at >= HEADER)
-                .ok_or_else(|| CodecError("too short for its MAC".into()))?;
+                .ok_or(CodecError::BadSignature)?;
             let (signed_part, tag) = bytes.split_at(split);
             let mut mac = key.mac();
             mac.update(signed_part);
-            mac.verify_slice(tag)
-                .map_err(|_| CodecError("the MAC does not match: not signed with this key".into()))?;
+            mac.verify_slice(tag).map_err(|_| CodecError::BadSignature)?;
             &signed_part[HEADER..]
         }
-        (Some(_), false) => return Err(CodecError("not signed, and a MAC key is set".into())),
+        (Some(_), false) => return Err(CodecError::Unsigned),
         // Without a key, a signature cannot be checked: it is skipped.
         (None, true) => bytes.get(HEADER..bytes.len().saturating_sub(MAC_LEN)).unwrap_or_default(),
         (None, false) => &bytes[HEADER..],
     };
     if flags & COMPRESSED == 0 {
         if body.len() > max_value {
-            return Err(CodecError(format!("value of {} bytes above the limit of {max_value}", body.len())));
+            return Err(CodecError::TooLarge { size: body.len(), limit: max_value });
         }
         return Ok(std::borrow::Cow::Borrowed(body));
     }
     let Some(size) = body.get(..4).map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")) as usize)
     else {
-        return Err(CodecError("compressed payload without its size".into()));
+        return Err(CodecError::BadCompression(None));
     };
     if size > max_value {
-        return Err(CodecError(format!("decompressed size {size} above the limit of {max_value}")));
+        return Err(CodecError::TooLarge { size, limit: max_value });
     }
     if size > (body.len() - 4).saturating_mul(LZ4_MAX_RATIO) {
-        return Err(CodecError(format!(
-            "decompressed size {size} impossible for {} compressed bytes",
-            body.len() - 4
-        )));
+        return Err(CodecError::BadCompression(None));
     }
     lz4_flex::decompress_size_prepended(body)
         .map(std::borrow::Cow::Owned)
-        .map_err(|e| CodecError(format!("bad compressed payload: {e}")))
+        .map_err(|e| CodecError::BadCompression(Some(e)))
 }
 
 #[cfg(test)]
@@ -218,11 +270,23 @@ mod tests {
         let sealed = seal(1, big.clone(), 1024, None);
         assert!(sealed.len() < 1000, "compressed");
         assert_eq!(&*open(1, &sealed, 1 << 20, None).unwrap(), &big[..]);
-        assert!(open(1, &sealed, 1000, None).is_err(), "size limit");
-        assert!(open(2, &small, 1 << 20, None).is_err(), "other codec");
-        assert!(open(1, b"plain text", 1 << 20, None).is_err());
-        assert!(open(1, &[0xBC, 1, 1, 1, 9, 0, 0, 0, 1, 2], 1 << 20, None).is_err(), "damaged");
-        assert!(open(1, b"", 1 << 20, None).is_err());
+        assert!(
+            matches!(open(1, &sealed, 1000, None), Err(CodecError::TooLarge { limit: 1000, .. })),
+            "size limit"
+        );
+        assert!(
+            matches!(open(2, &small, 1 << 20, None), Err(CodecError::OtherCodec { written: 1, read: 2 })),
+            "other codec"
+        );
+        assert!(matches!(open(1, b"plain text", 1 << 20, None), Err(CodecError::Foreign)));
+        assert!(
+            matches!(
+                open(1, &[0xBC, 1, 1, 1, 9, 0, 0, 0, 1, 2], 1 << 20, None),
+                Err(CodecError::BadCompression(Some(_)))
+            ),
+            "damaged"
+        );
+        assert!(matches!(open(1, b"", 1 << 20, None), Err(CodecError::Foreign)));
         assert!(
             open(1, &seal(1, vec![1; 2000], 1 << 20, None), 1000, None).is_err(),
             "plain value above the limit"
@@ -236,7 +300,7 @@ mod tests {
         lie.extend_from_slice(&(60u32 << 20).to_le_bytes());
         lie.extend_from_slice(&[0x10, b'x', 0, 0, 0]);
         let err = open(1, &lie, 64 << 20, None).unwrap_err();
-        assert!(err.0.contains("impossible"), "{err}");
+        assert!(matches!(err, CodecError::BadCompression(None)), "{err}");
     }
 
     #[test]
@@ -245,14 +309,23 @@ mod tests {
         for payload in [b"short".to_vec(), vec![3u8; 50_000]] {
             let signed = seal(1, payload.clone(), 1024, Some(&right));
             assert_eq!(&*open(1, &signed, 1 << 20, Some(&right)).unwrap(), &payload[..]);
-            assert!(open(1, &signed, 1 << 20, Some(&wrong)).is_err(), "another key");
+            assert!(
+                matches!(open(1, &signed, 1 << 20, Some(&wrong)), Err(CodecError::BadSignature)),
+                "another key"
+            );
             assert_eq!(&*open(1, &signed, 1 << 20, None).unwrap(), &payload[..], "no key: not checked");
             let mut tampered = signed.clone();
             let mid = tampered.len() / 2;
             tampered[mid] ^= 1;
-            assert!(open(1, &tampered, 1 << 20, Some(&right)).is_err(), "tampered");
+            assert!(
+                matches!(open(1, &tampered, 1 << 20, Some(&right)), Err(CodecError::BadSignature)),
+                "tampered"
+            );
             let unsigned = seal(1, payload, 1024, None);
-            assert!(open(1, &unsigned, 1 << 20, Some(&right)).is_err(), "unsigned under a key");
+            assert!(
+                matches!(open(1, &unsigned, 1 << 20, Some(&right)), Err(CodecError::Unsigned)),
+                "unsigned under a key"
+            );
         }
     }
 }

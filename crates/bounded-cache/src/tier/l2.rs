@@ -75,7 +75,7 @@ where
             return None;
         }
         let decoded = if bytes.len() > limit {
-            Err(codec::CodecError(format!("value above the limit of {} bytes", self.max_value)))
+            Err(codec::CodecError::TooLarge { size: bytes.len(), limit: self.max_value })
         } else {
             codec::open(C::ID, &bytes, self.max_value, self.mac.as_ref())
                 .and_then(|payload| self.codec.decode(&payload))

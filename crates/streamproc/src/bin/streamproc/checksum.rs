@@ -54,7 +54,7 @@ pub(crate) fn run(run: &Run, files: &[PathBuf], algo: Algo) -> Status {
     let outcomes = match outcomes {
         Ok(outcomes) => outcomes,
         Err(error) => {
-            report(error);
+            report(&error);
             return Status::Failed;
         }
     };

@@ -8,7 +8,7 @@ use memchr::memmem::Finder;
 use streamproc::split::RecordEnds;
 
 use crate::lines::CSV;
-use crate::{Run, Status, report};
+use crate::{Run, Status, report, report_message};
 
 /// Calls `line` with each line of `data` that contains the pattern (without its newline).
 fn matching_lines<'a>(finder: &Finder<'_>, data: &'a [u8], mut line: impl FnMut(&'a [u8])) {
@@ -96,7 +96,7 @@ pub(crate) fn run(run: &Run, pattern: &str, files: &[PathBuf], count: bool) -> S
                     }
                     Err(error) => {
                         out.flush()?;
-                        report(error);
+                        report(&error);
                         failed = true;
                     }
                 }
@@ -108,12 +108,12 @@ pub(crate) fn run(run: &Run, pattern: &str, files: &[PathBuf], count: bool) -> S
         // A closed pipe (`| head`) ends the output quietly.
         Ok(Err(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
         Ok(Err(error)) => {
-            report(format!("cannot write the output: {error}"));
+            report_message(format!("cannot write the output: {error}"));
             failed = true;
         }
         Ok(Ok(())) => {}
         Err(error) => {
-            report(error);
+            report(&error);
             failed = true;
         }
     }
@@ -149,7 +149,7 @@ fn count_matches(
     let outcomes = match outcomes {
         Ok(outcomes) => outcomes,
         Err(error) => {
-            report(error);
+            report(&error);
             return Status::Failed;
         }
     };

@@ -58,7 +58,7 @@ pub(crate) fn run(run: &Run, files: &[PathBuf], lines_only: bool) -> Status {
     let outcomes = match outcomes {
         Ok(outcomes) => outcomes,
         Err(error) => {
-            report(error);
+            report(&error);
             return Status::Failed;
         }
     };

@@ -144,9 +144,20 @@ impl Run {
     }
 }
 
-/// Reports a failure on standard error.
-pub(crate) fn report(error: impl std::fmt::Display) {
-    eprintln!("streamproc: {error}");
+/// Reports a failure on standard error with its causes, each once: `streamproc: a: b: c`.
+pub(crate) fn report(error: &dyn std::error::Error) {
+    let mut line = format!("streamproc: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    eprintln!("{line}");
+}
+
+/// Reports a failure that is a message, not an error value, on standard error.
+pub(crate) fn report_message(message: impl std::fmt::Display) {
+    eprintln!("streamproc: {message}");
 }
 
 /// How a command records the chunks of its input.
@@ -193,7 +204,7 @@ fn main() -> ExitCode {
     let run = match processor(&cli, cut) {
         Ok(run) => run,
         Err(message) => {
-            report(message);
+            report_message(message);
             return ExitCode::from(2);
         }
     };
@@ -205,7 +216,7 @@ fn main() -> ExitCode {
         Command::Gen { rows, file, seed } => match generate::run(*rows, file, *seed) {
             Ok(()) => Status::Ok,
             Err(message) => {
-                report(message);
+                report_message(message);
                 Status::Failed
             }
         },

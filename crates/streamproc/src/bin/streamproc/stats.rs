@@ -76,6 +76,18 @@ fn parse_tenths(s: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// A line `stats` cannot read: the file, the line's offset and what is wrong with it.
+#[derive(Debug)]
+struct BadLine(String);
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadLine {}
+
 fn aggregate(data: &[u8], offset: u64) -> Result<Table, String> {
     let mut table = Table::default();
     let mut start = 0;
@@ -137,14 +149,17 @@ pub(crate) fn run(run: &Run, files: &[PathBuf]) -> Status {
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let outcomes = run.processor.fold_each(
         run.inputs(files),
-        |chunk| aggregate(chunk.data(), chunk.offset()).map_err(|e| format!("{}: {e}", names[chunk.input()])),
+        |chunk| {
+            aggregate(chunk.data(), chunk.offset())
+                .map_err(|e| BadLine(format!("{}: {e}", names[chunk.input()])))
+        },
         Table::default,
         merge,
     );
     let outcomes = match outcomes {
         Ok(outcomes) => outcomes,
         Err(error) => {
-            report(error);
+            report(&error);
             return Status::Failed;
         }
     };
@@ -154,7 +169,7 @@ pub(crate) fn run(run: &Run, files: &[PathBuf]) -> Status {
         match outcome {
             Ok(t) => table = merge(table, t),
             Err(error) => {
-                report(error);
+                report(&error);
                 status = Status::Failed;
             }
         }

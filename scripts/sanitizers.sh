@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# ThreadSanitizer over the concurrency and stress tests of objpool, connpool, bounded-cache and
+# streamproc, and AddressSanitizer (with LeakSanitizer) over the published crates' test suites,
+# on the nightly toolchain with the standard library rebuilt instrumented (`-Zbuild-std`, so
+# that std's own synchronisation is visible to the sanitizer). Each sanitizer builds into its own
+# target directory. The tests that need PostgreSQL or Redis run when the servers' variables are
+# set (scripts/servers.sh).
+#
+#   scripts/sanitizers.sh [thread|address]...      (both by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+    rustup component add --toolchain nightly rust-src
+fi
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+
+# `--target` keeps the sanitizer flags off build scripts and proc macros.
+sanitized() {
+    local sanitizer=$1
+    shift
+    RUSTFLAGS="-Zsanitizer=$sanitizer" RUSTDOCFLAGS="-Zsanitizer=$sanitizer" \
+        cargo +nightly test -Zbuild-std --target "$host" --target-dir "target/sanitizer-$sanitizer" "$@"
+}
+
+thread() {
+    # Any report fails the test binary (exit code 66) at the end of the run.
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1}"
+    sanitized thread -p leanrt-objpool --test pool --test stress --test lifecycle --test async_create --test async_reset
+    sanitized thread -p leanrt-connpool --test pool --test stress --test burst --test cancel --test lifecycle
+    sanitized thread -p bounded-cache --test cache --test stress --test invalidation --test reentrant --test panics
+    sanitized thread -p streamproc --lib --test process --test inputs
+}
+
+address() {
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=1}"
+    sanitized address --all-features --lib --tests \
+        -p leanrt-objpool -p leanrt-connpool -p bounded-cache -p streamproc -p alloctrack
+}
+
+[ $# -gt 0 ] || set -- thread address
+for sanitizer in "$@"; do
+    case "$sanitizer" in
+        thread | address) echo "==> $sanitizer sanitizer" && "$sanitizer" ;;
+        *) echo "unknown sanitizer: $sanitizer (thread or address)" >&2 && exit 2 ;;
+    esac
+done
