@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                                     Err(error.to_string())
                                 }
                             },
-                            Err(error) => Err(error.to_string()),
+                            Err(error) => Err(with_causes(&error)),
                         };
                         outcomes.push(outcome);
                     }
@@ -75,4 +75,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{left}");
     }
     Ok(())
+}
+
+/// An error and its causes on one line, each once (`a: b: c`), as a log line or `anyhow`'s `{:#}`
+/// would show it: the pool's error says what failed at its layer, its source says why.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source()).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
 }

@@ -114,7 +114,7 @@ impl<M: Manager> Inner<M> {
     /// A hook failed (counted and logged).
     pub(crate) fn hook_failed(&self, error: &HookError) {
         Counters::bump(&self.counters.hook_failures);
-        tracing::warn!(%error, "a connection hook failed");
+        tracing::warn!(error = error as &dyn std::error::Error, "a connection hook failed");
     }
 
     /// Closes the pool: waiting and future checkouts fail, idle connections close now and
@@ -218,11 +218,16 @@ impl<M: Manager> Inner<M> {
             retry += 1;
             match config.retry.delay(retry) {
                 Some(delay) => {
-                    tracing::debug!(%error, retry, ?delay, "connection attempt failed; retrying");
+                    tracing::debug!(
+                        error = &error as &dyn std::error::Error,
+                        retry,
+                        ?delay,
+                        "connection attempt failed; retrying"
+                    );
                     tokio::time::sleep(delay).await;
                 }
                 None => {
-                    tracing::warn!(%error, "connection attempt failed");
+                    tracing::warn!(error = &error as &dyn std::error::Error, "connection attempt failed");
                     return Err(Arc::new(error));
                 }
             }

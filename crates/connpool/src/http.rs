@@ -220,7 +220,7 @@ where
             http2::handshake(TokioExecutor::new(), io).await.map_err(HttpError::Http)?;
         let task = tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "HTTP/2 connection ended");
+                tracing::debug!(error = &error as &dyn std::error::Error, "HTTP/2 connection ended");
             }
         });
         Ok(HttpConnection { sender: Sender::Http2(sender), task })
@@ -228,7 +228,7 @@ where
         let (sender, connection) = http1::handshake(io).await.map_err(HttpError::Http)?;
         let task = tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "HTTP/1.1 connection ended");
+                tracing::debug!(error = &error as &dyn std::error::Error, "HTTP/1.1 connection ended");
             }
         });
         Ok(HttpConnection { sender: Sender::Http1(sender), task })

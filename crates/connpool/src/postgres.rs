@@ -199,7 +199,7 @@ where
         let (client, connection) = config.connect(self.tls.clone()).await.map_err(PgError::Postgres)?;
         let task = tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "postgres connection ended");
+                tracing::debug!(error = &error as &dyn std::error::Error, "postgres connection ended");
             }
         });
         Ok(PgConnection { client, task })

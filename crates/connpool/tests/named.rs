@@ -56,17 +56,23 @@ fn two_named_pools_publish_distinct_series() {
 }
 
 /// A span's name and the fields recorded on it.
-type SpanFields = (String, Vec<(String, String)>);
+/// A span's or an event's fields: name and recorded value.
+type FieldList = Vec<(String, String)>;
+type SpanFields = (String, FieldList);
 
 /// Spans seen, with their fields.
 #[derive(Default, Clone)]
 struct Spans(Arc<Mutex<Vec<SpanFields>>>);
 
-struct Fields<'a>(&'a mut Vec<(String, String)>);
+struct Fields<'a>(&'a mut FieldList);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.0.push((field.name().to_string(), format!("{value:?}")));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.push((field.name().to_string(), testkit::report(value)));
     }
 }
 
@@ -85,6 +91,45 @@ impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'
             values.record(&mut Fields(fields));
         }
     }
+}
+
+/// Events seen, with their fields (an error field recorded as tracing-subscriber's formatter
+/// records it: the error and its sources).
+#[derive(Default, Clone)]
+struct Events(Arc<Mutex<Vec<FieldList>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut fields = Vec::new();
+        event.record(&mut Fields(&mut fields));
+        self.0.lock().unwrap().push(fields);
+    }
+}
+
+/// A failed connection attempt is logged with the backend's causes (tokio-postgres keeps
+/// "connection refused" in the source of "error connecting to server"), not only its top
+/// message.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_failed_connection_is_logged_with_its_causes() {
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry().with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let manager =
+                connpool::postgres::PgManager::new(&format!("postgres://app@127.0.0.1:{port}/app")).unwrap();
+            assert!(Pool::builder(manager).config(named("orders")).build().await.is_err());
+        });
+    });
+    let events = events.0.lock().unwrap();
+    let logged = events
+        .iter()
+        .find(|fields| fields.iter().any(|(k, v)| k == "message" && v == "connection attempt failed"))
+        .expect("the failed attempt is logged");
+    let error = &logged.iter().find(|(k, _)| k == "error").expect("with its error").1;
+    assert!(error.contains("error connecting to server") && error.contains("refused"), "{error}");
 }
 
 #[test]
