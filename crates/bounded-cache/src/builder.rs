@@ -3,9 +3,11 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{Cache, Listener};
+use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::policy::Policy;
 use crate::stats::RemovalCause;
@@ -37,6 +39,7 @@ pub struct CacheBuilder<K, V, W = DefaultWeigher, S = DefaultHashBuilder> {
     pub(crate) weigher: W,
     pub(crate) hasher: S,
     pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -48,6 +51,7 @@ impl<K, V, W, S> fmt::Debug for CacheBuilder<K, V, W, S> {
             .field("policy", &self.policy)
             .field("ttl", &self.ttl)
             .field("listener", &self.listener.is_some())
+            .field("clock", &self.clock.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +66,7 @@ impl<K, V> CacheBuilder<K, V> {
             weigher: DefaultWeigher,
             hasher: DefaultHashBuilder::default(),
             listener: None,
+            clock: None,
             _types: PhantomData,
         }
     }
@@ -116,6 +121,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             weigher,
             hasher: self.hasher,
             listener: self.listener,
+            clock: self.clock,
             _types: PhantomData,
         }
     }
@@ -130,8 +136,17 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             weigher: self.weigher,
             hasher,
             listener: self.listener,
+            clock: self.clock,
             _types: PhantomData,
         }
+    }
+
+    /// The clock the cache reads to stamp and check expiry (default: [`SystemClock`](crate::SystemClock), read as
+    /// `Instant::now` with no virtual call). A [`ManualClock`](crate::ManualClock) makes tests of
+    /// time-to-live behaviour exact.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
     }
 
     /// Called with each entry that leaves the cache and why, after the shard's lock is released,

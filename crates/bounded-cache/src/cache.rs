@@ -15,11 +15,12 @@ use std::hash::{BuildHasher, Hash};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::budget::{Budget, Reservation};
 use crate::builder::{CacheBuilder, DefaultHashBuilder};
 use crate::cell::ShardCell;
+use crate::clock::TimeSource;
 use crate::error::{InsertError, LoadError};
 use crate::iter::Iter;
 use crate::load::{Flight, Lead, Loading, Outcome};
@@ -47,7 +48,7 @@ pub(crate) struct Inner<K, V, W, S> {
     overhead: u64,
     /// Default time to live, in nanoseconds; 0 = none.
     pub(crate) ttl: u64,
-    epoch: Instant,
+    time: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     policy: Policy,
     pub(crate) counters: CacheCounters,
@@ -150,7 +151,7 @@ where
                 weigher: b.weigher,
                 overhead,
                 ttl: b.ttl.map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64),
-                epoch: Instant::now(),
+                time: TimeSource::new(b.clock),
                 listener: b.listener,
                 policy: b.policy,
                 counters: CacheCounters::default(),
@@ -672,7 +673,7 @@ impl<K, V, W, S> Inner<K, V, W, S> {
     /// Nanoseconds since the cache's epoch, plus one (0 means "never" in expiry times).
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        self.epoch.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64 + 1
+        self.time.now()
     }
 }
 

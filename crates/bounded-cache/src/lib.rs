@@ -57,6 +57,7 @@ mod budget;
 mod builder;
 mod cache;
 mod cell;
+mod clock;
 mod error;
 mod iter;
 #[cfg(bounded_cache_loom)]
@@ -75,6 +76,7 @@ mod weigh;
 
 pub use builder::{CacheBuilder, DefaultHashBuilder, MAX_SHARDS};
 pub use cache::Cache;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ConfigError, InsertError, InsertErrorKind, LoadError};
 pub use iter::Iter;
 pub use policy::Policy;

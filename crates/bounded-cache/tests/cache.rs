@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use bounded_cache::{Cache, ConfigError, LoadError, Policy, RemovalCause, Weigh};
+use bounded_cache::{Cache, ConfigError, LoadError, ManualClock, Policy, RemovalCause, Weigh};
 
 fn lru(entries: u64) -> Cache<u64, u64, bounded_cache::UnitWeigher> {
     Cache::builder(0).max_entries(entries).shards(1).build().unwrap()
@@ -93,21 +93,20 @@ fn shrinking_the_budget_evicts_at_once() {
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "TTLs of milliseconds of wall-clock time: an interpreter runs past them between two calls"
-)]
 fn ttl_default_and_per_entry() {
+    let clock = ManualClock::new();
     let cache: Cache<u32, u32> =
-        Cache::builder(1 << 20).time_to_live(Duration::from_millis(60)).build().unwrap();
+        Cache::builder(1 << 20).time_to_live(Duration::from_millis(60)).clock(clock.clone()).build().unwrap();
     cache.insert(1, 1).unwrap();
     cache.insert_with_ttl(2, 2, Duration::from_secs(60)).unwrap();
     cache.insert_with_ttl(3, 3, Duration::from_millis(1)).unwrap();
-    thread::sleep(Duration::from_millis(5));
+    clock.advance(Duration::from_millis(1));
     assert_eq!(cache.get(&3), None, "an expired entry is never returned");
     assert!(!cache.contains(&3));
     assert_eq!(cache.get(&1), Some(1));
-    thread::sleep(Duration::from_millis(80));
+    clock.advance(Duration::from_millis(58));
+    assert_eq!(cache.get(&1), Some(1), "alive until its time to live has passed");
+    clock.advance(Duration::from_millis(1));
     assert_eq!(cache.get(&1), None);
     assert_eq!(cache.get(&2), Some(2));
     let s = cache.stats();
@@ -117,16 +116,25 @@ fn ttl_default_and_per_entry() {
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "TTLs of a millisecond of wall-clock time: an interpreter takes longer than that between two inserts"
-)]
+#[cfg_attr(miri, ignore = "sleeps on the system clock")]
+fn the_system_clock_expires_entries() {
+    let cache: Cache<u32, u32> = Cache::builder(1 << 20).build().unwrap();
+    cache.insert_with_ttl(1, 1, Duration::from_millis(1)).unwrap();
+    thread::sleep(Duration::from_millis(5));
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.stats().evicted_expired, 1);
+}
+
+#[test]
 fn expired_entries_are_reclaimed_without_being_read() {
-    let cache: Cache<u32, Vec<u8>> = Cache::builder(1 << 20).shards(1).build().unwrap();
+    let clock = ManualClock::new();
+    let cache: Cache<u32, Vec<u8>> = Cache::builder(1 << 20).shards(1).clock(clock.clone()).build().unwrap();
     for i in 0..100 {
         cache.insert_with_ttl(i, vec![0; 100], Duration::from_millis(1)).unwrap();
     }
-    thread::sleep(Duration::from_millis(5));
+    // However slowly the inserts ran, none has expired before the clock moves.
+    assert_eq!(cache.stats().evicted_expired, 0);
+    clock.advance(Duration::from_millis(1));
     let full = cache.weighed_size();
     // Later inserts sweep a few slots each: the expired entries' memory comes back.
     for i in 1000..1100 {
@@ -138,7 +146,7 @@ fn expired_entries_are_reclaimed_without_being_read() {
     for i in 0..10 {
         cache.insert_with_ttl(i, vec![0; 100], Duration::from_millis(1)).unwrap();
     }
-    thread::sleep(Duration::from_millis(5));
+    clock.advance(Duration::from_millis(1));
     assert_eq!(cache.purge_expired(), 10);
     assert_eq!(cache.len(), 100);
 }

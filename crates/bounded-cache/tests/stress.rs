@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use bounded_cache::{Cache, Policy, RemovalCause};
+use bounded_cache::{Cache, ManualClock, Policy, RemovalCause};
 
 fn quiet_listener_panics() {
     let default = std::panic::take_hook();
@@ -26,10 +26,13 @@ fn stress(policy: Policy) {
     let heard = Arc::clone(&listened);
     let panicked = Arc::new(AtomicU64::new(0));
     let panics = Arc::clone(&panicked);
+    // Time moves only when a worker moves it, so that expiry happens however slowly this runs.
+    let clock = ManualClock::new();
     let cache: Cache<u32, Vec<u8>> = Cache::builder(BUDGET)
         .policy(policy)
         .shards(8)
         .time_to_live(Duration::from_millis(20))
+        .clock(clock.clone())
         .eviction_listener(move |key: &u32, _: &Vec<u8>, cause| {
             let i = match cause {
                 RemovalCause::Size => 0,
@@ -61,7 +64,7 @@ fn stress(policy: Policy) {
         });
         let workers: Vec<_> = (0..4u32)
             .map(|t| {
-                let (cache, rejected_seen) = (&cache, &rejected_seen);
+                let (cache, rejected_seen, clock) = (&cache, &rejected_seen, &clock);
                 s.spawn(move || {
                     let mut rng = fastrand::Rng::with_seed(u64::from(t));
                     for _ in 0..ops {
@@ -99,6 +102,7 @@ fn stress(policy: Policy) {
                                 }
                             }
                             _ => {
+                                clock.advance(Duration::from_millis(1));
                                 if let Err(e) =
                                     cache.insert_with_ttl(key, vec![key as u8; 10], Duration::from_millis(1))
                                 {
@@ -141,7 +145,7 @@ fn stress(policy: Policy) {
     assert!(sum <= st.weighed_size, "live entries weigh {sum}, accounted {}", st.weighed_size);
     // Every entry lives at most 20 ms: once all have expired and are purged, nothing may be left
     // counted, whatever panicked on the way.
-    thread::sleep(Duration::from_millis(25));
+    clock.advance(Duration::from_millis(20));
     cache.purge_expired();
     assert_eq!((cache.len(), cache.weighed_size()), (0, 0), "no weight leaked");
 }
