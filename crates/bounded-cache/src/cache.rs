@@ -22,13 +22,18 @@ use crate::builder::{CacheBuilder, DefaultHashBuilder};
 use crate::cell::ShardCell;
 use crate::clock::TimeSource;
 use crate::error::{InsertError, LoadError};
+use crate::expiry::{self, Expiry};
 use crate::iter::Iter;
 use crate::load::{Flight, Lead, Loading, Outcome};
 use crate::policy::Policy;
-use crate::shard::Lookup;
-use crate::slab::Node;
+use crate::shard::{Deadline, Lookup};
+use crate::slab::{Node, Slab};
 use crate::stats::{CacheCounters, RemovalCause, Stats};
 use crate::weigh::{DefaultWeigher, Weigher};
+
+/// The error by which an optional loader's `None` travels through the fallible loading path.
+#[derive(Debug)]
+struct Declined;
 
 pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 
@@ -48,6 +53,11 @@ pub(crate) struct Inner<K, V, W, S> {
     overhead: u64,
     /// Default time to live, in nanoseconds; 0 = none.
     pub(crate) ttl: u64,
+    /// Time to idle, in nanoseconds; 0 = none.
+    tti: u64,
+    expiry: Option<Box<dyn Expiry<K, V>>>,
+    /// Whether a read may move an entry's deadline (a time to idle or an `Expiry` hook).
+    reads_move_deadlines: bool,
     time: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     policy: Policy,
@@ -113,10 +123,12 @@ impl<K, V> Cache<K, V> {
 /// heap: the node (key and value inline, weight, expiry, two queue links, hash, version, policy
 /// bits), the index slot (4 bytes and a control byte, at hashbrown's worst load factor of 7/16 just
 /// after growing), and for S3-FIFO the ghost's 24 bytes (its worst case, see `policy.rs`).
-fn entry_overhead<K, V>(policy: Policy) -> u64 {
+fn entry_overhead<K, V>(policy: Policy, reads_move_deadlines: bool) -> u64 {
     let node = size_of::<Node<K, V>>();
     let index = (5usize * 16).div_ceil(7);
-    (node + index + policy.extra_overhead()) as u64
+    // The slab's cap beside each node (`slab.rs`).
+    let cap = if reads_move_deadlines { size_of::<u64>() } else { 0 };
+    (node + index + cap + policy.extra_overhead()) as u64
 }
 
 impl<K, V, W, S> Cache<K, V, W, S> {
@@ -132,7 +144,12 @@ where
     S: BuildHasher,
 {
     pub(crate) fn from_builder(b: CacheBuilder<K, V, W, S>) -> Self {
-        let overhead = if b.weigher.counts_overhead() { entry_overhead::<K, V>(b.policy) } else { 0 };
+        let reads_move_deadlines = b.tti.is_some() || b.expiry.is_some();
+        let overhead = if b.weigher.counts_overhead() {
+            entry_overhead::<K, V>(b.policy, reads_move_deadlines)
+        } else {
+            0
+        };
         let shards = b.shards.unwrap_or_else(|| {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             // Let each shard hold a few dozen entries of at least 64 heap bytes at least.
@@ -141,7 +158,7 @@ where
             let by_size = if by_size.is_power_of_two() { by_size } else { by_size.next_power_of_two() / 2 };
             (cpus * 4).next_power_of_two().min(64).min(by_size)
         });
-        let cells = (0..shards).map(|_| ShardCell::new(b.policy)).collect();
+        let cells = (0..shards).map(|_| ShardCell::new(b.policy, reads_move_deadlines)).collect();
         Self {
             inner: Arc::new(Inner {
                 cells,
@@ -150,7 +167,10 @@ where
                 hasher: b.hasher,
                 weigher: b.weigher,
                 overhead,
-                ttl: b.ttl.map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64),
+                ttl: expiry::nanos(b.ttl),
+                tti: expiry::nanos(b.tti),
+                expiry: b.expiry,
+                reads_move_deadlines,
                 time: TimeSource::new(b.clock),
                 listener: b.listener,
                 policy: b.policy,
@@ -185,7 +205,8 @@ where
             Shared::Expired => {}
         }
         // Expired: remove it under the write lock (unless someone did meanwhile).
-        let lookup = cell.write().get(hash, key, || inner.now(), V::clone);
+        let now = inner.now();
+        let lookup = cell.write().get(hash, key, || now, |slab, idx| inner.read_hit(slab, idx, now));
         match lookup {
             Lookup::Hit(value) => Some(value),
             Lookup::Miss => None,
@@ -194,6 +215,23 @@ where
                 None
             }
         }
+    }
+
+    /// A clone of the value for `key`, if present and not expired, with no side effect: not
+    /// counted in the statistics, not a use for the eviction policy, and the entry's deadline
+    /// is left where it is (a time to idle or an [`Expiry`] hook does not see it).
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(key);
+        let shard = inner.cell(hash).read();
+        let node = shard.slab.node(shard.find(hash, key)?);
+        let now = if node.expires() != 0 { inner.now() } else { 0 };
+        (!node.expired_at(now)).then(|| node.value().clone())
     }
 
     /// Whether a live entry for `key` exists; not counted, and not a use for the policy.
@@ -393,6 +431,36 @@ where
         }
     }
 
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) with an `init` that may find nothing:
+    /// `None` is returned to this caller and to those waiting for the same key, and nothing is
+    /// cached (the load counts in [`Stats::load_failures`]). To keep a "not found" for a while
+    /// instead, make it a value (an `Option<T>` value type) and give it a short lifetime with
+    /// an [`Expiry`] hook.
+    ///
+    /// ```
+    /// use bounded_cache::Cache;
+    ///
+    /// let cache: Cache<u32, String> = Cache::new(1 << 20);
+    /// assert_eq!(cache.optionally_get_or_insert_with(1, || None), None);
+    /// assert!(!cache.contains(&1), "nothing was cached");
+    /// assert_eq!(cache.optionally_get_or_insert_with(1, || Some("one".into())).as_deref(), Some("one"));
+    /// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+    /// ```
+    ///
+    /// # Panics
+    /// As [`get_or_insert_with`](Self::get_or_insert_with).
+    pub fn optionally_get_or_insert_with(&self, key: K, init: impl FnOnce() -> Option<V>) -> Option<V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        match self.try_get_or_insert_with(key, || init().ok_or(Declined)) {
+            Ok(v) => Some(v),
+            Err(LoadError::Failed(_)) => None,
+            Err(LoadError::Recursive) => panic!("bounded-cache: a loader asked for the key it is loading"),
+        }
+    }
+
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) with a fallible `init`.
     ///
     /// # Errors
@@ -459,6 +527,25 @@ where
         F: Future<Output = Result<V, E>>,
     {
         self.get_or_try_insert_with_ref(&key, init).await
+    }
+
+    /// The async [`optionally_get_or_insert_with`](Self::optionally_get_or_insert_with): `None`
+    /// from `init` reaches this caller and its waiters and is not cached. Cancellation and
+    /// panics hand over as for [`get_or_try_insert_with`](Self::get_or_try_insert_with).
+    ///
+    /// # Panics
+    /// If `init` asks for the same key from this task, or panics.
+    pub async fn get_or_optionally_insert_with<F>(&self, key: K, init: F) -> Option<V>
+    where
+        K: Clone,
+        V: Clone,
+        F: Future<Output = Option<V>>,
+    {
+        match self.get_or_try_insert_with_ref(&key, async { init.await.ok_or(Declined) }).await {
+            Ok(v) => Some(v),
+            Err(LoadError::Failed(_)) => None,
+            Err(LoadError::Recursive) => panic!("bounded-cache: a loader asked for the key it is loading"),
+        }
     }
 
     /// [`get_or_try_insert_with`](Self::get_or_try_insert_with) with a borrowed key (a `&str` for a
@@ -700,10 +787,11 @@ where
         let shard = cell.read();
         let Some(idx) = shard.find(hash, key) else { return Shared::Miss };
         let node = shard.slab.node(idx);
-        if node.expires != 0 && self.now() >= node.expires {
+        let now = if node.expires() != 0 || self.reads_move_deadlines { self.now() } else { 0 };
+        if node.expired_at(now) {
             return Shared::Expired;
         }
-        let value = node.value().clone();
+        let value = self.read_hit(&shard.slab, idx, now);
         let overflow = match shard.policy() {
             Policy::Lru => cell.record_hit(&shard, idx),
             Policy::S3Fifo => {
@@ -731,7 +819,8 @@ where
         ttl: u64,
         flight: Option<&Arc<Flight<V>>>,
     ) {
-        let expires = if ttl == 0 { 0 } else { self.now().saturating_add(ttl) };
+        let now = self.now();
+        let deadline = self.deadline(&key, &value, ttl, now);
         let stored = {
             let mut shard = self.cell(hash).write();
             let current = match flight {
@@ -744,9 +833,9 @@ where
             if current {
                 // The key's `Eq` may panic in here, before anything changed: the reservation is
                 // then returned by its drop.
-                let replaced = shard.insert(hash, key, value, reservation.weight(), expires);
+                let replaced = shard.insert(hash, key, value, reservation.weight(), deadline);
                 reservation.commit();
-                let swept = shard.sweep::<SWEEP_STEPS>(self.now());
+                let swept = shard.sweep::<SWEEP_STEPS>(now);
                 Ok((replaced, swept))
             } else {
                 Err((key, value, reservation))
@@ -769,6 +858,53 @@ where
         }
     }
 
+    /// When an entry written now with time to live `ttl` (nanoseconds, 0 = none) expires: the
+    /// `Expiry` hook, if any, decides the time to live (it runs here, with no lock held); a
+    /// time to idle expires it earlier unless read.
+    fn deadline(&self, key: &K, value: &V, ttl: u64, now: u64) -> Deadline {
+        let ttl = match &self.expiry {
+            None => ttl,
+            Some(hook) => expiry::nanos(hook.expire_after_write(key, value, expiry::duration(ttl))),
+        };
+        let cap = if ttl == 0 { 0 } else { now.saturating_add(ttl) };
+        let at = if self.tti == 0 { cap } else { expiry::capped(now, self.tti, cap) };
+        Deadline { at, cap }
+    }
+
+    /// A clone of the value at `idx`, a live entry just hit at `now`, after moving its deadline
+    /// as the time to idle and the `Expiry` hook say (see `expiry.rs`). Runs under the shard's
+    /// lock, read or write.
+    #[inline]
+    fn read_hit(&self, slab: &Slab<K, V>, idx: u32, now: u64) -> V
+    where
+        V: Clone,
+    {
+        let node = slab.node(idx);
+        let value = node.value().clone();
+        if self.reads_move_deadlines {
+            self.move_deadline(slab, idx, now);
+        }
+        value
+    }
+
+    #[cold]
+    fn move_deadline(&self, slab: &Slab<K, V>, idx: u32, now: u64) {
+        let node = slab.node(idx);
+        let cap = slab.cap(idx);
+        let current = node.expires();
+        let mut at = if self.tti == 0 { current } else { expiry::capped(now, self.tti, cap) };
+        if let Some(hook) = &self.expiry {
+            let remaining = (at != 0).then(|| std::time::Duration::from_nanos(at.saturating_sub(now)));
+            at = match hook.expire_after_read(node.key(), node.value(), remaining) {
+                None => cap,
+                Some(left) => expiry::capped(now, expiry::nanos(Some(left)), cap),
+            };
+        }
+        if at != current {
+            node.set_expires(at);
+        }
+    }
+
     /// Looks `key` up; on a miss, joins its flight or starts one, in one critical section.
     fn join_or_lead<Q>(&self, hash: u64, key: &Q) -> Role<V>
     where
@@ -778,7 +914,8 @@ where
     {
         let (role, expired) = {
             let mut shard = self.cell(hash).write();
-            let expired = match shard.get(hash, key, || self.now(), V::clone) {
+            let now = self.now();
+            let expired = match shard.get(hash, key, || now, |slab, idx| self.read_hit(slab, idx, now)) {
                 Lookup::Hit(v) => return Role::Found(v),
                 Lookup::Miss => None,
                 Lookup::Expired(removed) => Some(removed),

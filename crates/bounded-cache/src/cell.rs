@@ -145,9 +145,9 @@ impl<K, V> Drop for WriteGuard<'_, K, V> {
 }
 
 impl<K, V> ShardCell<K, V> {
-    pub(crate) fn new(policy: Policy) -> Self {
+    pub(crate) fn new(policy: Policy, reads_move_deadlines: bool) -> Self {
         Self {
-            lock: RwLock::new(Shard::new(policy)),
+            lock: RwLock::new(Shard::new(policy, reads_move_deadlines)),
             weight: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),

@@ -143,6 +143,8 @@ pub enum ConfigError {
     Shards(usize),
     /// A time to live of zero would expire every entry on insert.
     ZeroTtl,
+    /// A time to idle of zero would expire every entry on insert.
+    ZeroTti,
     /// A Redis tier's heartbeat interval or timeout of zero.
     ZeroHeartbeat,
 }
@@ -155,6 +157,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "shard count {n} is not a power of two from 1 to {}", crate::MAX_SHARDS)
             }
             ConfigError::ZeroTtl => f.write_str("a time to live must be longer than zero"),
+            ConfigError::ZeroTti => f.write_str("a time to idle must be longer than zero"),
             ConfigError::ZeroHeartbeat => {
                 f.write_str("a heartbeat interval and timeout must be longer than zero")
             }

@@ -13,10 +13,12 @@
 //! The overhead ([`Cache::entry_overhead`]) is an upper bound of what the cache itself spends:
 //!
 //! ```text
-//! node:   size_of::<K>() + size_of::<V>() + 26 (weight, expiry, two u32 links, two policy bytes),
+//! node:   size_of::<K>() + size_of::<V>() + 32 (weight, expiry, two u32 links, 32 bits of hash,
+//!         a version, two policy bytes),
 //!         rounded up to the alignment of the node
 //! index:  12 (a u32 slot and a control byte, at hashbrown's lowest load factor, 7/16)
 //! ghost:  24 with Policy::S3Fifo (up to 6 four-byte slots per entry)
+//! cap:    8 with a time to idle or an Expiry hook (the latest deadline a read may set)
 //! ```
 //!
 //! For `u64` keys and values that is 44 bytes beyond key and value with LRU and 68 with S3-FIFO;
@@ -40,8 +42,9 @@
 //! or a shrinking `set_budget` has returned, no load that started before it stores its value, and
 //! no caller arriving later receives that value (the callers that were already waiting for it do).
 //! User code (the eviction listener, `invalidate_if`'s predicate, loaders, weighers, `Hash`, and
-//! the drop of entries) runs with no lock held and may call the cache; only `Eq` (in lookups) and
-//! `Clone` (of values read) run under a shard's lock. Whatever user code panics, the weighed size
+//! the drop of entries, `Expiry::expire_after_write`) runs with no lock held and may call the
+//! cache; only `Eq` (in lookups), `Clone` (of values read) and `Expiry::expire_after_read` run
+//! under a shard's lock. Whatever user code panics, the weighed size
 //! stays equal to the weight of the entries present and the cache stays usable; a panicking
 //! listener is counted in [`Stats::listener_panics`] and the next notification goes ahead. See the
 //! `Implementation details` of the crate's `cell`, `budget` and `load` modules.
@@ -59,6 +62,7 @@ mod cache;
 mod cell;
 mod clock;
 mod error;
+mod expiry;
 mod iter;
 #[cfg(bounded_cache_loom)]
 #[doc(hidden)]
@@ -78,6 +82,7 @@ pub use builder::{CacheBuilder, DefaultHashBuilder, MAX_SHARDS};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ConfigError, InsertError, InsertErrorKind, LoadError};
+pub use expiry::Expiry;
 pub use iter::Iter;
 pub use policy::Policy;
 pub use stats::{RemovalCause, Stats};

@@ -55,7 +55,9 @@ pub(crate) struct Shard<K, V> {
     queues: Queues,
     /// Sum of the live entries' weights.
     pub(crate) weight: u64,
-    /// Entries with an expiry time; the sweep is skipped while there are none.
+    /// Entries with an expiry time; the sweep is skipped while there are none. Not kept in a
+    /// shard whose reads move deadlines (its slab keeps caps): a read may give a deadline to an
+    /// entry that had none, so there the sweep always runs.
     expiring: usize,
     /// Where the incremental expiry sweep resumes.
     sweep_cursor: u32,
@@ -68,6 +70,14 @@ pub(crate) struct Shard<K, V> {
     flights: HashTable<Flying<K, V>>,
 }
 
+/// When a new entry expires: at `at` (0: never), and at the latest at `cap` however reads move
+/// its deadline (0: no limit). Times are nanoseconds after the cache's epoch, plus one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    pub(crate) at: u64,
+    pub(crate) cap: u64,
+}
+
 /// What a lookup found.
 pub(crate) enum Lookup<R, K, V> {
     Hit(R),
@@ -77,10 +87,11 @@ pub(crate) enum Lookup<R, K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) fn new(policy: Policy) -> Self {
+    /// A shard; `reads_move_deadlines` for a cache with a time to idle or an `Expiry` hook.
+    pub(crate) fn new(policy: Policy, reads_move_deadlines: bool) -> Self {
         Self {
             table: HashTable::new(),
-            slab: Slab::new(),
+            slab: if reads_move_deadlines { Slab::with_caps() } else { Slab::new() },
             queues: Queues::new(policy),
             weight: 0,
             expiring: 0,
@@ -118,20 +129,28 @@ impl<K, V> Shard<K, V> {
         }
     }
 
+    /// Counts an entry's deadline going from `old` to `new` (0: none) in `expiring`.
+    #[inline]
+    fn track_expiring(&mut self, old: u64, new: u64) {
+        if !self.slab.keeps_caps() {
+            self.expiring = self.expiring + usize::from(new != 0) - usize::from(old != 0);
+        }
+    }
+
     /// Removes the entry at `idx`, already taken off its queue or not (`unlinked`).
     fn take(&mut self, idx: u32, cause: RemovalCause, unlinked: bool) -> Removed<K, V> {
         if !unlinked {
             self.queues.unlink(&mut self.slab, idx);
         }
         let node = self.slab.node(idx);
-        let (hash, weight, expires) = (node.hash, node.weight, node.expires);
+        let (hash, weight, expires) = (node.hash, node.weight, node.expires());
         match self.table.find_entry(table_hash(hash), |&i| i == idx) {
             Ok(entry) => {
                 entry.remove();
             }
             Err(_) => unreachable!("a live entry is always indexed"),
         }
-        self.expiring -= usize::from(expires != 0);
+        self.track_expiring(expires, 0);
         let (key, value) = self.slab.remove(idx);
         self.weight -= weight;
         self.counters.count_removal(cause);
@@ -141,8 +160,12 @@ impl<K, V> Shard<K, V> {
     /// Evicts the policy's victim; `now` is consulted to tell an expired victim from a live one.
     pub(crate) fn evict_one(&mut self, now: impl FnOnce() -> u64) -> Option<Removed<K, V>> {
         let idx = self.queues.pop_victim(&mut self.slab)?;
-        let expires = self.slab.node(idx).expires;
-        let cause = if expires != 0 && now() >= expires { RemovalCause::Expired } else { RemovalCause::Size };
+        let node = self.slab.node(idx);
+        let cause = if node.expires() != 0 && node.expired_at(now()) {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Size
+        };
         Some(self.take(idx, cause, true))
     }
 
@@ -151,14 +174,14 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn sweep<const N: usize>(&mut self, now: u64) -> [Option<Removed<K, V>>; N] {
         let mut out = [const { None }; N];
         let cap = self.slab.capacity() as u32;
-        if self.expiring == 0 || cap == 0 {
+        if (self.expiring == 0 && !self.slab.keeps_caps()) || cap == 0 {
             return out;
         }
         for slot in &mut out {
             let idx = self.sweep_cursor % cap;
             self.sweep_cursor = (idx + 1) % cap;
             let node = self.slab.node(idx);
-            if node.is_occupied() && node.expires != 0 && now >= node.expires {
+            if node.is_occupied() && node.expired_at(now) {
                 *slot = Some(self.take(idx, RemovalCause::Expired, false));
             }
         }
@@ -178,7 +201,7 @@ impl<K, V> Shard<K, V> {
             if !node.is_occupied() {
                 continue;
             }
-            if let Some(cause) = remove(node.expires) {
+            if let Some(cause) = remove(node.expires()) {
                 out.push(self.take(idx, cause, false));
             }
         }
@@ -204,7 +227,7 @@ impl<K, V> Shard<K, V> {
                 return Some(idx);
             }
             let node = self.slab.node(idx);
-            if node.is_occupied() && (node.expires == 0 || now < node.expires) {
+            if node.is_occupied() && !node.expired_at(now) {
                 out.push((idx, node.version, node.key().clone(), node.value().clone()));
             }
             idx += 1;
@@ -254,7 +277,7 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn for_each(&self, now: u64, mut f: impl FnMut(&K, &V)) {
         for idx in 0..self.slab.capacity() as u32 {
             let node = self.slab.node(idx);
-            if node.is_occupied() && (node.expires == 0 || now < node.expires) {
+            if node.is_occupied() && !node.expired_at(now) {
                 f(node.key(), node.value());
             }
         }
@@ -292,14 +315,15 @@ impl<K: Eq, V> Shard<K, V> {
         self.table.find(table_hash(hash as u32), |&i| slab.node(i).key().borrow() == key).copied()
     }
 
-    /// Looks `key` up, counting a hit or a miss and telling the policy of a hit.
+    /// Looks `key` up, counting a hit or a miss and telling the policy of a hit; `read` is given
+    /// the slab and the index of the entry hit.
     #[inline]
     pub(crate) fn get<Q, R>(
         &mut self,
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-        read: impl FnOnce(&V) -> R,
+        read: impl FnOnce(&Slab<K, V>, u32) -> R,
     ) -> Lookup<R, K, V>
     where
         K: Borrow<Q>,
@@ -309,14 +333,13 @@ impl<K: Eq, V> Shard<K, V> {
             self.counters.misses += 1;
             return Lookup::Miss;
         };
-        let expires = self.slab.node(idx).expires;
-        if expires != 0 && now() >= expires {
+        if self.slab.node(idx).expires() != 0 && self.slab.node(idx).expired_at(now()) {
             self.counters.misses += 1;
             return Lookup::Expired(self.take(idx, RemovalCause::Expired, false));
         }
         self.counters.hits += 1;
         self.queues.on_hit(&mut self.slab, idx);
-        Lookup::Hit(read(self.slab.node(idx).value()))
+        Lookup::Hit(read(&self.slab, idx))
     }
 
     /// Whether a live entry for `key` exists, without counting or touching the policy.
@@ -326,13 +349,14 @@ impl<K: Eq, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         self.find(hash, key).is_some_and(|idx| {
-            let expires = self.slab.node(idx).expires;
-            expires == 0 || now() < expires
+            let node = self.slab.node(idx);
+            node.expires() == 0 || !node.expired_at(now())
         })
     }
 
     /// Inserts or replaces. The caller has already reserved `weight` in the cache's budget.
-    /// Returns the replaced entry (with the new, unused key), if any.
+    /// Returns the replaced entry (with the new, unused key), if any. The entry expires at
+    /// `deadline.at`, which reads may move up to `deadline.cap`.
     ///
     /// The key's `Eq` runs first, before anything changes; nothing after it calls user code.
     pub(crate) fn insert(
@@ -341,17 +365,18 @@ impl<K: Eq, V> Shard<K, V> {
         key: K,
         value: V,
         weight: u64,
-        expires: u64,
+        deadline: Deadline,
     ) -> Option<Removed<K, V>> {
         if let Some(idx) = self.find(hash, &key) {
             self.counters.updates += 1;
             let node = self.slab.node_mut(idx);
             let old_weight = node.weight;
-            let old_expires = node.expires;
+            let old_expires = node.expires();
             let old_value = std::mem::replace(node.value_mut(), value);
-            node.expires = expires;
+            node.set_expires(deadline.at);
             node.bump_version();
-            self.expiring = self.expiring + usize::from(expires != 0) - usize::from(old_expires != 0);
+            self.slab.set_cap(idx, deadline.cap);
+            self.track_expiring(old_expires, deadline.at);
             self.queues.reweigh(&mut self.slab, idx, weight);
             self.queues.on_hit(&mut self.slab, idx);
             self.weight = self.weight - old_weight + weight;
@@ -364,12 +389,13 @@ impl<K: Eq, V> Shard<K, V> {
         }
         self.counters.inserts += 1;
         let low = hash as u32;
-        let idx = self.slab.insert(key, value, weight, expires, low);
+        let idx = self.slab.insert(key, value, weight, deadline.at, low);
+        self.slab.set_cap(idx, deadline.cap);
         let slab = &self.slab;
         self.table.insert_unique(table_hash(low), idx, |&i| table_hash(slab.node(i).hash));
         self.queues.on_insert(&mut self.slab, idx, table_hash(low));
         self.weight += weight;
-        self.expiring += usize::from(expires != 0);
+        self.track_expiring(0, deadline.at);
         None
     }
 

@@ -7,6 +7,7 @@
 //! nodes form a free list through their `next` field.
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::sync::AtomicU8;
@@ -17,7 +18,7 @@ const PAGE_SHIFT: u32 = PAGE.trailing_zeros();
 /// "No node": the end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// One entry and its bookkeeping: 30 bytes beside the key and value, so that with 8-byte keys and
+/// One entry and its bookkeeping: 32 bytes beside the key and value, so that with 8-byte keys and
 /// values a node is 48 bytes with no padding.
 pub(crate) struct Node<K, V> {
     /// # Safety: initialised exactly when `weight != 0`.
@@ -27,7 +28,11 @@ pub(crate) struct Node<K, V> {
     /// The entry's weight in the budget; 0 marks a vacant node.
     pub(crate) weight: u64,
     /// Nanoseconds after the cache's epoch at which the entry expires, plus one; 0 = never.
-    pub(crate) expires: u64,
+    /// Atomic because a read may push it back (time to idle, `Expiry::expire_after_read`) under
+    /// the shard's read lock. It is a deadline, not part of any synchronisation: readers that
+    /// race on it each store a deadline they computed, all of them valid, so relaxed accesses
+    /// suffice and the loom models need not see it (it is `std`'s atomic, not the `sync` shim's).
+    expires: AtomicU64,
     /// Towards the head of the entry's queue (more recent).
     pub(crate) prev: u32,
     /// Towards the tail of the entry's queue (older); for a vacant node, the next free node.
@@ -52,7 +57,7 @@ impl<K, V> Node<K, V> {
             key: MaybeUninit::uninit(),
             value: MaybeUninit::uninit(),
             weight: 0,
-            expires: 0,
+            expires: AtomicU64::new(0),
             prev: NIL,
             next,
             hash: 0,
@@ -65,6 +70,25 @@ impl<K, V> Node<K, V> {
     /// Marks a new entry or value in this node.
     pub(crate) fn bump_version(&mut self) {
         self.version = self.version.wrapping_add(1).max(1);
+    }
+
+    /// The entry's deadline (see the field).
+    #[inline]
+    pub(crate) fn expires(&self) -> u64 {
+        self.expires.load(Relaxed)
+    }
+
+    /// Whether the entry has expired at `now` (nanoseconds after the epoch, plus one).
+    #[inline]
+    pub(crate) fn expired_at(&self, now: u64) -> bool {
+        let expires = self.expires();
+        expires != 0 && now >= expires
+    }
+
+    /// Sets the deadline: under the write lock, or under the read lock for a read's extension.
+    #[inline]
+    pub(crate) fn set_expires(&self, expires: u64) {
+        self.expires.store(expires, Relaxed);
     }
 
     #[inline]
@@ -98,6 +122,11 @@ impl<K, V> Node<K, V> {
 /// The nodes of one shard.
 pub(crate) struct Slab<K, V> {
     pages: Vec<Box<[Node<K, V>]>>,
+    /// For caches whose reads move deadlines (time to idle, an `Expiry` hook): a page of caps
+    /// beside each page of nodes, the latest deadline a read may set for the node's entry (the
+    /// one its time to live fixed when it was written; 0 = none). Other caches keep none, so
+    /// their nodes stay 8 bytes smaller.
+    caps: Option<Vec<Box<[u64]>>>,
     /// Head of the free list of vacant nodes.
     free: u32,
     len: usize,
@@ -105,7 +134,32 @@ pub(crate) struct Slab<K, V> {
 
 impl<K, V> Slab<K, V> {
     pub(crate) const fn new() -> Self {
-        Self { pages: Vec::new(), free: NIL, len: 0 }
+        Self { pages: Vec::new(), caps: None, free: NIL, len: 0 }
+    }
+
+    /// A slab that keeps a cap per node (see the field).
+    pub(crate) const fn with_caps() -> Self {
+        Self { pages: Vec::new(), caps: Some(Vec::new()), free: NIL, len: 0 }
+    }
+
+    /// Whether the slab keeps a cap per node.
+    #[inline]
+    pub(crate) fn keeps_caps(&self) -> bool {
+        self.caps.is_some()
+    }
+
+    /// The latest deadline a read may give the entry at `idx`; 0 = none (or no caps kept).
+    #[inline]
+    pub(crate) fn cap(&self, idx: u32) -> u64 {
+        self.caps.as_ref().map_or(0, |caps| caps[(idx >> PAGE_SHIFT) as usize][idx as usize & (PAGE - 1)])
+    }
+
+    /// Sets the cap of the entry at `idx`; ignored by a slab that keeps none.
+    #[inline]
+    pub(crate) fn set_cap(&mut self, idx: u32, cap: u64) {
+        if let Some(caps) = &mut self.caps {
+            caps[(idx >> PAGE_SHIFT) as usize][idx as usize & (PAGE - 1)] = cap;
+        }
     }
 
     /// Number of occupied nodes.
@@ -120,7 +174,12 @@ impl<K, V> Slab<K, V> {
 
     /// Bytes held by the pages.
     pub(crate) fn allocated_bytes(&self) -> usize {
-        self.capacity() * size_of::<Node<K, V>>() + self.pages.capacity() * size_of::<Box<[Node<K, V>]>>()
+        let caps = self.caps.as_ref().map_or(0, |caps| {
+            caps.len() * PAGE * size_of::<u64>() + caps.capacity() * size_of::<Box<[u64]>>()
+        });
+        self.capacity() * size_of::<Node<K, V>>()
+            + self.pages.capacity() * size_of::<Box<[Node<K, V>]>>()
+            + caps
     }
 
     #[inline]
@@ -149,7 +208,7 @@ impl<K, V> Slab<K, V> {
         node.key.write(key);
         node.value.write(value);
         node.weight = weight;
-        node.expires = expires;
+        *node.expires.get_mut() = expires;
         node.prev = NIL;
         node.next = NIL;
         node.hash = hash;
@@ -184,6 +243,9 @@ impl<K, V> Slab<K, V> {
             .map(|i| Node::vacant(if i + 1 == PAGE { self.free } else { (first + i + 1) as u32 }))
             .collect();
         self.pages.push(page);
+        if let Some(caps) = &mut self.caps {
+            caps.push(vec![0; PAGE].into_boxed_slice());
+        }
         self.free = first as u32;
     }
 
@@ -191,7 +253,8 @@ impl<K, V> Slab<K, V> {
     /// [`Slab::into_entries`]) wherever the returned slab goes, for the cache: after the shard's
     /// lock is released.
     pub(crate) fn take(&mut self) -> Slab<K, V> {
-        std::mem::replace(self, Slab::new())
+        let empty = if self.caps.is_some() { Slab::with_caps() } else { Slab::new() };
+        std::mem::replace(self, empty)
     }
 
     /// The entries, moved out one by one; those not consumed are dropped with the iterator.

@@ -318,6 +318,74 @@ fn loader_error_reaches_every_waiter_and_is_not_cached() {
 }
 
 #[test]
+fn an_optional_loader_that_finds_nothing_answers_every_waiter_and_caches_nothing() {
+    let cache: Cache<u32, u64> = Cache::new(1 << 20);
+    let barrier = Barrier::new(4);
+    let runs = AtomicUsize::new(0);
+    let answers: Vec<Option<u64>> = thread::scope(|s| {
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    cache.optionally_get_or_insert_with(1, || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        until_coalesced(&cache, 3);
+                        None
+                    })
+                })
+            })
+            .collect();
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(answers, [None; 4]);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the waiters shared the leader's answer");
+    assert!(!cache.contains(&1));
+    assert_eq!(cache.stats().load_failures, 1);
+    assert_eq!(cache.optionally_get_or_insert_with(1, || Some(5)), Some(5));
+    assert_eq!(cache.optionally_get_or_insert_with(1, || unreachable!()), Some(5), "a found value is cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_optional_loader_shares_its_none_and_caches_its_value() {
+    let cache: Cache<u32, String> = Cache::new(1 << 20);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let leader = tokio::spawn({
+        let cache = cache.clone();
+        async move {
+            cache
+                .get_or_optionally_insert_with(1, async {
+                    started_tx.send(()).unwrap();
+                    release_rx.await.unwrap();
+                    None
+                })
+                .await
+        }
+    });
+    // The leader's load is in flight before the second caller comes.
+    started_rx.await.unwrap();
+    let waiter = tokio::spawn({
+        let cache = cache.clone();
+        async move {
+            until_coalesced_async(&cache, 1).await;
+            "joined"
+        }
+    });
+    let joined = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get_or_optionally_insert_with(1, async { Some("never run".to_string()) }).await }
+    });
+    assert_eq!(waiter.await.unwrap(), "joined");
+    release_tx.send(()).unwrap();
+    assert_eq!(leader.await.unwrap(), None);
+    assert_eq!(joined.await.unwrap(), None, "the waiter got the leader's None, its own loader unpolled");
+    assert!(!cache.contains(&1));
+    let found = cache.get_or_optionally_insert_with(1, async { Some("one".to_string()) }).await;
+    assert_eq!(found.as_deref(), Some("one"));
+    assert_eq!(cache.get(&1).as_deref(), Some("one"));
+}
+
+#[test]
 fn panicking_loader_hands_over_to_a_waiter() {
     let cache: Cache<u32, u64> = Cache::new(1 << 20);
     let started = Barrier::new(2);
