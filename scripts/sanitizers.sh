@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ThreadSanitizer over the concurrency and stress tests of objpool, connpool, bounded-cache and
-# streamproc, and AddressSanitizer (with LeakSanitizer) over the published crates' test suites,
-# on the nightly toolchain with the standard library rebuilt instrumented (`-Zbuild-std`, so
-# that std's own synchronisation is visible to the sanitizer). Each sanitizer builds into its own
+# streamproc, and AddressSanitizer (with LeakSanitizer) over the test suites of the crates with
+# unsafe code, on the nightly toolchain with the standard library rebuilt instrumented
+# (`-Zbuild-std`, so that std's own synchronisation is visible to the sanitizer). Each sanitizer builds into its own
 # target directory. The tests that need PostgreSQL or Redis run when the servers' variables are
 # set (scripts/servers.sh).
 #
@@ -27,14 +27,15 @@ thread() {
     export TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1}"
     sanitized thread -p leanrt-objpool --test pool --test stress --test lifecycle --test async_create --test async_reset
     sanitized thread -p leanrt-connpool --test pool --test stress --test burst --test cancel --test lifecycle
-    sanitized thread -p bounded-cache --test cache --test stress --test invalidation --test reentrant --test panics
+    sanitized thread -p bounded-cache --test cache --test stress --test invalidation --test reentrant --test panics --test expiry
     sanitized thread -p streamproc --lib --test process --test inputs
 }
 
 address() {
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=1}"
-    sanitized address --all-features --lib --tests \
-        -p leanrt-objpool -p leanrt-connpool -p bounded-cache -p streamproc -p alloctrack
+    # The crates that hold unsafe code (connpool forbids it), with their default features: the
+    # optional features add safe code over other crates, whose builds would double this step.
+    sanitized address --lib --tests -p leanrt-objpool -p bounded-cache -p streamproc -p alloctrack
 }
 
 [ $# -gt 0 ] || set -- thread address
