@@ -730,6 +730,9 @@ enum Shared<V> {
 }
 
 /// What [`Inner::join_or_lead`] decided.
+/// A compute's flight, and the value it computes on.
+pub(crate) type ComputeLead<V> = (Arc<Flight<V>>, Option<V>);
+
 enum Role<V> {
     Found(V),
     Wait(Arc<Flight<V>>),
@@ -809,7 +812,7 @@ where
 
     /// Stores an entry whose weight is reserved. A plain insert (`flight` is `None`) detaches a
     /// load of the key in flight; a loaded value (`Some`) is stored only if its flight is still
-    /// registered, i.e. was not detached by an invalidation.
+    /// registered, i.e. was not detached by an invalidation. Returns whether it was stored.
     pub(crate) fn store(
         &self,
         hash: u64,
@@ -818,7 +821,7 @@ where
         reservation: Reservation<'_>,
         ttl: u64,
         flight: Option<&Arc<Flight<V>>>,
-    ) {
+    ) -> bool {
         let now = self.now();
         let deadline = self.deadline(&key, &value, ttl, now);
         let stored = {
@@ -852,10 +855,50 @@ where
                 if self.budget.used() > self.budget.limit() {
                     self.shrink_to_budget();
                 }
+                true
             }
             // Detached: dropped (and the reservation returned) with no lock held.
-            Err(stale) => drop(stale),
+            Err(stale) => {
+                drop(stale);
+                false
+            }
         }
+    }
+
+    /// The hash of a key, as the cache's hasher makes it.
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Starts a compute of `key`: registers a flight and returns it with a clone of the live
+    /// value, in one critical section; or returns the flight already in progress for the key
+    /// (a load or another compute), to wait on, counted as coalesced. An expired entry is
+    /// removed and reads as absent.
+    pub(crate) fn lead_compute(&self, hash: u64, key: &K) -> Result<ComputeLead<V>, Arc<Flight<V>>>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let (lead, expired) = {
+            let mut shard = self.cell(hash).write();
+            if let Some(flight) = shard.flight(hash, key) {
+                self.counters.coalesced.fetch_add(1, Relaxed);
+                return Err(Arc::clone(flight));
+            }
+            let (current, expired) = match shard.find_live(hash, key, self.now()) {
+                Ok(Some(idx)) => (Some(shard.slab.node(idx).value().clone()), None),
+                Ok(None) => (None, None),
+                Err(removed) => (None, Some(removed)),
+            };
+            let flight = Arc::new(Flight::new());
+            shard.register_flight(hash, key.clone(), Arc::clone(&flight));
+            ((flight, current), expired)
+        };
+        if let Some(removed) = expired {
+            self.release(removed);
+        }
+        Ok(lead)
     }
 
     /// When an entry written now with time to live `ttl` (nanoseconds, 0 = none) expires: the

@@ -353,6 +353,74 @@ where
     fn unregister(&self) {
         self.inner.cell(self.hash).write().take_flight(self.hash, &self.flight);
     }
+
+    /// Ends a compute that puts `value` (`compute.rs`): stores it unless an invalidation
+    /// detached the flight, and publishes it to the waiters (loaders take it as theirs; other
+    /// computes compute again on it).
+    pub(crate) fn put(mut self, key: K, value: V) -> Put<K, V> {
+        let inner = self.inner;
+        if self.flight.is_detached() {
+            self.end();
+            return Put::Detached(value);
+        }
+        let weight = inner.weigh(&key, &value);
+        match inner.reserve(weight, self.hash) {
+            Ok(reservation) => {
+                if inner.store(self.hash, key, value.clone(), reservation, inner.ttl, Some(&self.flight)) {
+                    self.flight.finish(Outcome::Value(value.clone()));
+                    self.done = true;
+                    Put::Stored(value)
+                } else {
+                    self.end();
+                    Put::Detached(value)
+                }
+            }
+            Err(kind) => {
+                inner.counters.rejected.fetch_add(1, Relaxed);
+                self.end();
+                Put::Rejected { key, value, weight, kind }
+            }
+        }
+    }
+
+    /// Ends a compute that removes the key's entry: `None` if an invalidation detached the
+    /// flight first (nothing removed), else what was removed.
+    pub(crate) fn remove(mut self, key: &K) -> Option<Option<V>> {
+        let removed = {
+            let mut shard = self.inner.cell(self.hash).write();
+            if shard.take_flight(self.hash, &self.flight) { Some(shard.remove(self.hash, key)) } else { None }
+        };
+        self.flight.finish(Outcome::Abandoned);
+        self.done = true;
+        let removed = removed?;
+        Some(removed.map(|r| {
+            let value = r.value.clone();
+            self.inner.release(r);
+            value
+        }))
+    }
+
+    /// Ends a compute that changes nothing, or whose put was refused: the flight leaves its
+    /// table and its waiters start over (a loader loads, a compute computes on what is there).
+    pub(crate) fn end(mut self) {
+        self.unregister();
+        self.flight.finish(Outcome::Abandoned);
+        self.done = true;
+    }
+}
+
+/// How a compute's put ended.
+pub(crate) enum Put<K, V> {
+    Stored(V),
+    /// An invalidation came first: nothing was stored (the value comes back); compute again.
+    Detached(V),
+    /// Heavier than the budget, or starved of it.
+    Rejected {
+        key: K,
+        value: V,
+        weight: u64,
+        kind: InsertErrorKind,
+    },
 }
 
 impl<K, V, W, S> Drop for Lead<'_, K, V, W, S>

@@ -342,6 +342,21 @@ impl<K: Eq, V> Shard<K, V> {
         Lookup::Hit(read(&self.slab, idx))
     }
 
+    /// The index of `key`'s live entry, without counting or touching the policy; an expired entry
+    /// is removed and handed back.
+    pub(crate) fn find_live<Q>(&mut self, hash: u64, key: &Q, now: u64) -> Result<Option<u32>, Removed<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match self.find(hash, key) {
+            Some(idx) if self.slab.node(idx).expired_at(now) => {
+                Err(self.take(idx, RemovalCause::Expired, false))
+            }
+            found => Ok(found),
+        }
+    }
+
     /// Whether a live entry for `key` exists, without counting or touching the policy.
     pub(crate) fn contains<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> bool
     where
