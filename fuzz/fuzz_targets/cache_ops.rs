@@ -7,6 +7,12 @@
 //!   returns only a value that is still valid for its key (the last one written and not
 //!   invalidated since).
 //!
+//! Both caches have a time to idle on a clock that moves only by `Advance`, and entries may have
+//! their own time to live: the models keep each entry's deadline (moved by reads, capped by the
+//! time to live) and check that nothing expired is ever returned, that `peek` moves nothing, and
+//! (exactly, in the LRU model) which entries a read keeps alive. Entries the cache's sweep has
+//! reclaimed must be expired ones. `compute` puts, removes or keeps, checked like the writes.
+//!
 //! Loads run another operation from inside their loader, so every invalidation (remove, insert
 //! of the key, `invalidate_if`, clear, a smaller budget) races a load in flight, deterministically:
 //! the models check that the invalidated load's value is returned to its caller but never stored.
@@ -22,29 +28,83 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arbitrary::Arbitrary;
-use bounded_cache::{Cache, LoadError, Policy, RemovalCause};
+use std::time::Duration;
+
+use bounded_cache::{Cache, Compute, Computed, LoadError, ManualClock, Policy, RemovalCause};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug, Clone)]
 enum Op {
-    Insert { key: u8, len: u8 },
-    Get { key: u8 },
-    Remove { key: u8 },
+    Insert {
+        key: u8,
+        len: u8,
+    },
+    Get {
+        key: u8,
+    },
+    Remove {
+        key: u8,
+    },
     /// A load of `key` whose loader runs `during` (if any) before returning its value.
-    Load { key: u8, len: u8, during: Option<Box<Op>> },
+    Load {
+        key: u8,
+        len: u8,
+        during: Option<Box<Op>>,
+    },
     /// A load whose loader fails or panics.
-    FailedLoad { key: u8, panics: bool },
+    FailedLoad {
+        key: u8,
+        panics: bool,
+    },
     /// `invalidate_if` on `key % modulus == rest`, its predicate panicking at call `panic_at`.
-    Invalidate { modulus: u8, rest: u8, panic_at: Option<u8> },
-    SetBudget { budget: u16 },
+    Invalidate {
+        modulus: u8,
+        rest: u8,
+        panic_at: Option<u8>,
+    },
+    SetBudget {
+        budget: u16,
+    },
     Clear,
     /// Whether the eviction listener panics from now on.
-    ArmListener { armed: bool },
+    ArmListener {
+        armed: bool,
+    },
+    /// Moves the clock `ms` milliseconds.
+    Advance {
+        ms: u8,
+    },
+    /// An insert with its own time to live of `ttl_ms % 32 + 1` milliseconds.
+    InsertTtl {
+        key: u8,
+        len: u8,
+        ttl_ms: u8,
+    },
+    Peek {
+        key: u8,
+    },
+    /// `compute`: `action % 3` puts a new value of length `len`, removes, or keeps.
+    Compute {
+        key: u8,
+        len: u8,
+        action: u8,
+    },
+}
+
+/// The caches' time to idle, in milliseconds.
+const TTI_MS: u64 = 8;
+
+/// Milliseconds on the harness clock, in the cache's units: nanoseconds.
+fn ms(n: u64) -> u64 {
+    n * 1_000_000
 }
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     budget: u16,
+    /// Keys modulo [`KEYS`] and small clock steps, so that operations on one key meet often
+    /// enough to chain a write, reads, time passing and a compute; otherwise all 256 keys.
+    narrow: bool,
     ops: Vec<Op>,
 }
 
@@ -94,6 +154,7 @@ struct Harness {
     armed: Arc<AtomicBool>,
     listener_calls: Arc<AtomicU64>,
     seq: u32,
+    clock: ManualClock,
 }
 
 impl Harness {
@@ -101,9 +162,12 @@ impl Harness {
         let armed = Arc::new(AtomicBool::new(false));
         let listener_calls = Arc::new(AtomicU64::new(0));
         let (a, calls) = (Arc::clone(&armed), Arc::clone(&listener_calls));
+        let clock = ManualClock::new();
         let cache = Cache::builder(budget)
             .shards(shards)
             .policy(policy)
+            .time_to_idle(Duration::from_millis(TTI_MS))
+            .clock(clock.clone())
             .weigher(weigher as fn(&u8, &Value) -> usize)
             .eviction_listener(move |_, _, _: RemovalCause| {
                 calls.fetch_add(1, Ordering::Relaxed);
@@ -115,12 +179,17 @@ impl Harness {
             })
             .build()
             .unwrap();
-        Self { cache, armed, listener_calls, seq: 0 }
+        Self { cache, armed, listener_calls, seq: 0, clock }
     }
 
     fn value(&mut self, key: u8, len: u8) -> Value {
         self.seq += 1;
         (key, self.seq * 200 + u32::from(len) % 200)
+    }
+
+    /// Nanoseconds advanced so far (the models' time).
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
     }
 
     fn weight(&self, key: u8, value: &Value) -> Option<u64> {
@@ -129,13 +198,21 @@ impl Harness {
 
     /// The weighed size equals the weight of the live entries and is within the budget; the
     /// listener's panics are all counted.
+    ///
+    /// Expired entries not yet reclaimed are weighed but not iterated: while there are any, the
+    /// weighed size is only checked to exceed the live entries' weight (each run ends with
+    /// `purge_expired` and the exact check).
     fn reconcile(&self) {
         let cache = &self.cache;
-        let live: u64 = cache.iter().map(|(k, v)| cache.weigh(&k, &v)).sum();
-        assert_eq!(cache.weighed_size(), live);
+        let (count, live) = cache.iter().fold((0, 0u64), |(n, w), (k, v)| (n + 1, w + cache.weigh(&k, &v)));
+        if count == cache.len() {
+            assert_eq!(cache.weighed_size(), live);
+        } else {
+            assert!(cache.weighed_size() > live);
+        }
         assert!(cache.weighed_size() <= cache.budget());
         let stats = cache.stats();
-        assert_eq!(stats.weighed_size, live);
+        assert_eq!(stats.weighed_size, cache.weighed_size());
         assert!(stats.listener_panics <= self.listener_calls.load(Ordering::Relaxed));
     }
 }
@@ -145,7 +222,9 @@ fn invalidates(op: &Op, key: u8, budget: u64) -> bool {
     match op {
         Op::Remove { key: k } => *k == key,
         // An insert whose weigher panics never happened.
-        Op::Insert { key: k, len } => *k == key && u32::from(*len) % 200 != POISON_LEN,
+        Op::Insert { key: k, len } | Op::InsertTtl { key: k, len, .. } => {
+            *k == key && u32::from(*len) % 200 != POISON_LEN
+        }
         Op::Invalidate { .. } | Op::Clear => true,
         Op::SetBudget { budget: b } => u64::from((*b).max(1)) < budget,
         _ => false,
@@ -154,44 +233,94 @@ fn invalidates(op: &Op, key: u8, budget: u64) -> bool {
 
 // ----- the exact model: one LRU shard -----
 
+/// `now + span`, capped by `cap` unless that is 0 (none).
+fn capped(now: u64, span: u64, cap: u64) -> u64 {
+    if cap == 0 { now + span } else { (now + span).min(cap) }
+}
+
+/// A model entry: its deadline `at` (moved by reads) and `cap` (from its own time to live).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: u8,
+    value: Value,
+    weight: u64,
+    at: u64,
+    cap: u64,
+}
+
+impl Entry {
+    fn new(key: u8, value: Value, weight: u64, now: u64, ttl: Option<u64>) -> Self {
+        let cap = ttl.map_or(0, |t| now + t);
+        Entry { key, value, weight, at: capped(now, ms(TTI_MS), cap), cap }
+    }
+    fn live(&self, now: u64) -> bool {
+        now < self.at
+    }
+}
+
 struct Lru {
-    /// (key, value, weight), least recent first.
-    order: Vec<(u8, Value, u64)>,
+    /// Least recent first; expired entries stay until the cache is seen to drop them.
+    order: Vec<Entry>,
     used: u64,
     budget: u64,
 }
 
 impl Lru {
     fn pos(&self, key: u8) -> Option<usize> {
-        self.order.iter().position(|e| e.0 == key)
+        self.order.iter().position(|e| e.key == key)
     }
     fn evict_to(&mut self, limit: u64) {
         while self.used > limit {
-            let (_, _, w) = self.order.remove(0);
-            self.used -= w;
+            let e = self.order.remove(0);
+            self.used -= e.weight;
         }
     }
-    fn insert(&mut self, key: u8, value: Value, weight: u64) -> bool {
-        if weight > self.budget {
+    fn insert(&mut self, entry: Entry) -> bool {
+        if entry.weight > self.budget {
             return false;
         }
-        self.evict_to(self.budget - weight);
-        self.remove(key);
-        self.order.push((key, value, weight));
-        self.used += weight;
+        self.evict_to(self.budget - entry.weight);
+        self.remove(entry.key);
+        self.order.push(entry);
+        self.used += entry.weight;
         true
     }
-    fn get(&mut self, key: u8) -> Option<Value> {
+    /// The entry of `key` if live; an expired one is removed, as the cache does when it meets it.
+    fn live(&mut self, key: u8, now: u64) -> Option<usize> {
         let i = self.pos(key)?;
-        let e = self.order.remove(i);
+        if self.order[i].live(now) {
+            Some(i)
+        } else {
+            self.remove(key);
+            None
+        }
+    }
+    /// A read: the entry becomes the most recent and its idle time restarts.
+    fn get(&mut self, key: u8, now: u64) -> Option<Value> {
+        let i = self.live(key, now)?;
+        let mut e = self.order.remove(i);
+        e.at = capped(now, ms(TTI_MS), e.cap);
         self.order.push(e);
-        Some(e.1)
+        Some(e.value)
+    }
+    fn peek(&self, key: u8, now: u64) -> Option<Value> {
+        self.pos(key).map(|i| self.order[i]).filter(|e| e.live(now)).map(|e| e.value)
     }
     fn remove(&mut self, key: u8) -> Option<Value> {
         let i = self.pos(key)?;
         let e = self.order.remove(i);
-        self.used -= e.2;
-        Some(e.1)
+        self.used -= e.weight;
+        Some(e.value)
+    }
+    /// Drops the entries the cache no longer has, which must all have expired (reclaimed by its
+    /// sweep).
+    fn reap(&mut self, cache_keys: &[u8], now: u64) {
+        for e in self.order.clone() {
+            if !cache_keys.contains(&e.key) {
+                assert!(!e.live(now), "the cache dropped live entry {e:?}");
+                self.remove(e.key);
+            }
+        }
     }
 }
 
@@ -203,7 +332,7 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
             let value = h.value(*key, *len);
             match h.weight(*key, &value) {
                 Some(weight) => {
-                    let fits = m.insert(*key, value, weight);
+                    let fits = m.insert(Entry::new(*key, value, weight, h.now(), None));
                     if !fits {
                         // A refused write removes the older value too.
                         m.remove(*key);
@@ -213,11 +342,74 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
                 None => assert!(may_panic(|| h.cache.insert(*key, value)).is_none()),
             }
         }
-        Op::Get { key } => assert_eq!(h.cache.get(key), m.get(*key)),
+        Op::InsertTtl { key, len, ttl_ms } => {
+            let value = h.value(*key, *len);
+            let ttl = u64::from(*ttl_ms % 32 + 1);
+            let insert = |h: &Harness| h.cache.insert_with_ttl(*key, value, Duration::from_millis(ttl));
+            match h.weight(*key, &value) {
+                Some(weight) => {
+                    let fits = m.insert(Entry::new(*key, value, weight, h.now(), Some(ms(ttl))));
+                    if !fits {
+                        m.remove(*key);
+                    }
+                    assert_eq!(insert(h).is_ok(), fits);
+                }
+                None => assert!(may_panic(|| insert(h)).is_none()),
+            }
+        }
+        Op::Get { key } => assert_eq!(h.cache.get(key), m.get(*key, h.now())),
+        Op::Peek { key } => assert_eq!(h.cache.peek(key), m.peek(*key, h.now())),
+        Op::Advance { ms: n } => h.clock.advance(Duration::from_millis(u64::from(*n))),
+        Op::Compute { key, len, action } => {
+            if loading == Some(*key) {
+                // From inside the key's own loader: a panic instead of a deadlock, no change.
+                assert!(may_panic(|| h.cache.compute(*key, |_| Compute::Keep)).is_none());
+                return;
+            }
+            let value = h.value(*key, *len);
+            let current = m.live(*key, h.now()).map(|i| m.order[i].value);
+            let weight = h.weight(*key, &value);
+            let mut seen = Vec::new();
+            let computed = may_panic(|| {
+                h.cache.compute(*key, |cur| {
+                    seen.push(cur.copied());
+                    match action % 3 {
+                        0 => Compute::Put(value),
+                        1 => Compute::Remove,
+                        _ => Compute::Keep,
+                    }
+                })
+            });
+            assert_eq!(seen, [current], "one run, on the live value");
+            match (action % 3, computed) {
+                (0, None) => assert!(weight.is_none(), "only the weigher panics here"),
+                (0, Some(Ok(done))) => {
+                    let weight = weight.expect("weighed");
+                    assert!(m.insert(Entry::new(*key, value, weight, h.now(), None)));
+                    let expected = match current {
+                        Some(old) => Computed::Replaced { old, new: value },
+                        None => Computed::Inserted(value),
+                    };
+                    assert_eq!(done, expected);
+                }
+                (0, Some(Err(err))) => {
+                    assert!(weight.is_some_and(|w| w > m.budget), "refused only when too heavy: {err}");
+                    m.remove(*key);
+                }
+                (1, Some(Ok(done))) => {
+                    assert_eq!(m.remove(*key), current);
+                    assert_eq!(done, current.map_or(Computed::Absent, Computed::Removed));
+                }
+                (_, Some(Ok(done))) => {
+                    assert_eq!(done, current.map_or(Computed::Absent, Computed::Unchanged))
+                }
+                (_, other) => panic!("a remove or keep cannot fail: {other:?}"),
+            }
+        }
         Op::Remove { key } => assert_eq!(h.cache.remove(key), m.remove(*key)),
         Op::Load { key, len, during } => {
             let value = h.value(*key, *len);
-            if let Some(present) = m.get(*key) {
+            if let Some(present) = m.get(*key, h.now()) {
                 assert_eq!(h.cache.get_or_insert_with(*key, || unreachable!()), present);
                 return;
             }
@@ -228,7 +420,8 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
             }
             let budget = h.cache.budget();
             // The `during` of a load run by another load's loader does not run.
-            let invalidated = loading.is_none() && during.as_ref().is_some_and(|d| invalidates(d, *key, budget));
+            let invalidated =
+                loading.is_none() && during.as_ref().is_some_and(|d| invalidates(d, *key, budget));
             let weight = h.weight(*key, &value);
             let cache = h.cache.clone();
             let loaded = may_panic(|| {
@@ -246,13 +439,13 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
                 assert_eq!(loaded, Some(Ok(value)), "the leader gets what it loaded");
             } else if let Some(weight) = weight {
                 assert_eq!(loaded, Some(Ok(value)), "the leader gets what it loaded");
-                m.insert(*key, value, weight);
+                m.insert(Entry::new(*key, value, weight, h.now(), None));
             } else {
                 assert!(loaded.is_none(), "the weigher's panic reaches the leader");
             }
         }
         Op::FailedLoad { key, panics } => {
-            if let Some(present) = m.get(*key) {
+            if let Some(present) = m.get(*key, h.now()) {
                 assert_eq!(h.cache.get(key), Some(present));
                 return;
             }
@@ -315,8 +508,18 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
 
 // ----- the validity model: any shard count and policy -----
 
-/// Per key, the value a read may return (absent: the key must read as missing).
-type Valid = HashMap<u8, Value>;
+/// Per key, the value a read may return and until when (absent: the key must read as missing).
+type Valid = HashMap<u8, Entry>;
+
+/// Checks a value read for `key` at `now` (by a read that moves its deadline if `read`).
+fn check_read(v: &mut Valid, key: u8, got: Value, now: u64, read: bool) {
+    let e = v.get_mut(&key).unwrap_or_else(|| panic!("read {got:?} for {key}, which has no valid value"));
+    assert_eq!(got, e.value, "a read returned an invalidated value");
+    assert!(e.live(now), "a read returned an expired value: {e:?} at {now}");
+    if read {
+        e.at = capped(now, ms(TTI_MS), e.cap);
+    }
+}
 
 /// Runs `op` on the cache and the validity model; `loading` as for [`exact`].
 fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
@@ -328,7 +531,7 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
                     let ok = h.cache.insert(*key, value).is_ok();
                     assert_eq!(ok, weight <= h.cache.budget());
                     if ok {
-                        v.insert(*key, value);
+                        v.insert(*key, Entry::new(*key, value, weight, h.now(), None));
                     } else {
                         v.remove(key);
                     }
@@ -336,9 +539,68 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
                 None => assert!(may_panic(|| h.cache.insert(*key, value)).is_none()),
             }
         }
+        Op::InsertTtl { key, len, ttl_ms } => {
+            let value = h.value(*key, *len);
+            let ttl = u64::from(*ttl_ms % 32 + 1);
+            let insert = |h: &Harness| h.cache.insert_with_ttl(*key, value, Duration::from_millis(ttl));
+            match h.weight(*key, &value) {
+                Some(weight) => {
+                    let ok = insert(h).is_ok();
+                    assert_eq!(ok, weight <= h.cache.budget());
+                    if ok {
+                        v.insert(*key, Entry::new(*key, value, weight, h.now(), Some(ms(ttl))));
+                    } else {
+                        v.remove(key);
+                    }
+                }
+                None => assert!(may_panic(|| insert(h)).is_none()),
+            }
+        }
         Op::Get { key } => {
             if let Some(got) = h.cache.get(key) {
-                assert_eq!(Some(&got), v.get(key), "a read returned an invalidated or unknown value");
+                check_read(v, *key, got, h.now(), true);
+            }
+        }
+        Op::Peek { key } => {
+            if let Some(got) = h.cache.peek(key) {
+                check_read(v, *key, got, h.now(), false);
+            }
+        }
+        Op::Advance { ms: n } => h.clock.advance(Duration::from_millis(u64::from(*n))),
+        Op::Compute { key, len, action } => {
+            if loading == Some(*key) {
+                // From inside the key's own loader: a panic instead of a deadlock, no change.
+                assert!(may_panic(|| h.cache.compute(*key, |_| Compute::Keep)).is_none());
+                return;
+            }
+            let value = h.value(*key, *len);
+            let weighs = h.weight(*key, &value);
+            let now = h.now();
+            let mut seen = Vec::new();
+            let computed = may_panic(|| {
+                h.cache.compute(*key, |cur| {
+                    seen.push(cur.copied());
+                    match action % 3 {
+                        0 => Compute::Put(value),
+                        1 => Compute::Remove,
+                        _ => Compute::Keep,
+                    }
+                })
+            });
+            assert_eq!(seen.len(), 1, "nothing invalidates while it runs: one run");
+            if let Some(cur) = seen[0] {
+                check_read(v, *key, cur, now, false);
+            }
+            match (action % 3, computed) {
+                (0, None) => assert!(weighs.is_none()),
+                (0, Some(Ok(_))) => {
+                    v.insert(*key, Entry::new(*key, value, weighs.expect("weighed"), now, None));
+                }
+                (1, Some(Ok(_))) | (0, Some(Err(_))) => {
+                    v.remove(key);
+                }
+                (2, Some(Ok(_))) => {}
+                (_, other) => panic!("a remove or keep cannot fail: {other:?}"),
             }
         }
         Op::Remove { key } => {
@@ -349,9 +611,11 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
             let value = h.value(*key, *len);
             let budget = h.cache.budget();
             // The `during` of a load run by another load's loader does not run.
-            let invalidated = loading.is_none() && during.as_ref().is_some_and(|d| invalidates(d, *key, budget));
-            let weighs = h.weight(*key, &value).is_some();
-            let before = v.get(key).copied();
+            let invalidated =
+                loading.is_none() && during.as_ref().is_some_and(|d| invalidates(d, *key, budget));
+            let weight = h.weight(*key, &value);
+            let weighs = weight.is_some();
+            let now = h.now();
             let cache = h.cache.clone();
             let mut ran = false;
             let got = may_panic(|| {
@@ -370,10 +634,11 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
                 Some(Ok(got)) if ran => {
                     assert_eq!(got, value);
                     if !invalidated && h.cache.contains(key) {
-                        v.insert(*key, value);
+                        let weight = weight.expect("stored, so weighed");
+                        v.insert(*key, Entry::new(*key, value, weight, h.now(), None));
                     }
                 }
-                Some(Ok(got)) => assert_eq!(Some(got), before, "a hit returns what is valid"),
+                Some(Ok(got)) => check_read(v, *key, got, now, true),
                 Some(Err(LoadError::Recursive)) => assert_eq!(loading, Some(*key)),
                 Some(Err(e)) => panic!("no loader failed: {e:?}"),
             }
@@ -388,7 +653,7 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
                 })
             });
             match r {
-                Some(Ok(got)) => assert_eq!(Some(&got), v.get(key)),
+                Some(Ok(got)) => check_read(v, *key, got, h.now(), true),
                 Some(Err(LoadError::Recursive)) => assert_eq!(loading, Some(*key)),
                 Some(Err(_)) | None => {}
             }
@@ -423,20 +688,52 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
     }
 }
 
+/// The keys of a narrow input.
+const KEYS: u8 = 12;
+
+fn narrow(op: &Op) -> Op {
+    let mut op = op.clone();
+    match &mut op {
+        Op::Insert { key, .. }
+        | Op::Get { key }
+        | Op::Remove { key }
+        | Op::FailedLoad { key, .. }
+        | Op::InsertTtl { key, .. }
+        | Op::Peek { key }
+        | Op::Compute { key, .. } => *key %= KEYS,
+        Op::Load { key, during, .. } => {
+            *key %= KEYS;
+            *during = during.as_ref().map(|d| Box::new(narrow(d)));
+        }
+        Op::Advance { ms } => *ms %= 2 * TTI_MS as u8,
+        Op::Invalidate { .. } | Op::SetBudget { .. } | Op::Clear | Op::ArmListener { .. } => {}
+    }
+    op
+}
+
 fuzz_target!(|input: Input| {
     install_hook();
     let budget = u64::from(input.budget.max(1));
+    let input = match input.narrow {
+        true => Input { ops: input.ops.iter().map(narrow).collect(), ..input },
+        false => input,
+    };
 
     let mut h = Harness::new(budget, 1, Policy::Lru);
     let mut model = Lru { order: Vec::new(), used: 0, budget };
     for op in &input.ops {
         exact(&mut h, &mut model, op, None);
         EXPECTING.with(|e| e.set(false));
-        let keys: Vec<u8> = model.order.iter().map(|e| e.0).collect();
-        assert_eq!(h.cache.eviction_order_of_shard(0), keys);
+        let order = h.cache.eviction_order_of_shard(0);
+        model.reap(&order, h.now());
+        let keys: Vec<u8> = model.order.iter().map(|e| e.key).collect();
+        assert_eq!(order, keys);
         assert_eq!(h.cache.weighed_size(), model.used);
         h.reconcile();
     }
+    let expired = model.order.iter().filter(|e| !e.live(h.now())).count();
+    assert_eq!(h.cache.purge_expired(), expired);
+    h.reconcile();
 
     let mut h = Harness::new(budget, 4, Policy::S3Fifo);
     let mut model = Valid::new();
@@ -445,4 +742,6 @@ fuzz_target!(|input: Input| {
         EXPECTING.with(|e| e.set(false));
         h.reconcile();
     }
+    h.cache.purge_expired();
+    h.reconcile();
 });

@@ -258,7 +258,11 @@ fuzz_target!(|input: Input| {
         let stats = pool.stats();
         assert_eq!(stats.idle, m.idle.len(), "{stats}");
         assert_eq!(stats.in_use, m.held.len(), "{stats}");
-        assert_eq!((stats.max_size, stats.closed, stats.peak_in_use), (m.target, m.closed, m.peak), "{stats}");
+        assert_eq!(
+            (stats.max_size, stats.closed, stats.peak_in_use),
+            (m.target, m.closed, m.peak),
+            "{stats}"
+        );
         assert!(stats.size() <= m.target || m.debt > 0 || m.closed, "{stats}");
         assert_eq!(next_id.load(std::sync::atomic::Ordering::Relaxed), m.created);
     }

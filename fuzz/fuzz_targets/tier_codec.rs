@@ -73,7 +73,10 @@ fuzz_target!(|input: Input| {
     LARGEST.store(0, Ordering::Relaxed);
     let opened = open(input.codec_id, &input.raw, max_value, key);
     let largest = LARGEST.load(Ordering::Relaxed);
-    assert!(largest <= bound(max_value).max(4096), "a {largest}-byte allocation under a limit of {max_value}");
+    assert!(
+        largest <= bound(max_value).max(4096),
+        "a {largest}-byte allocation under a limit of {max_value}"
+    );
     if let Some(bytes) = &opened {
         assert!(bytes.len() <= max_value, "{} bytes opened under a limit of {max_value}", bytes.len());
         let _ = Codec::<Vec<String>>::decode(&MsgPack, bytes);
@@ -81,7 +84,10 @@ fuzz_target!(|input: Input| {
         // serde preallocates a sequence from its stated length, capped at 1 MiB ("cautious"
         // size hints), whatever the input's size: a decode is bounded by that, not by the limit.
         let largest = LARGEST.load(Ordering::Relaxed);
-        assert!(largest <= bound(max_value).max(SERDE_PREALLOCATION), "a {largest}-byte allocation while decoding");
+        assert!(
+            largest <= bound(max_value).max(SERDE_PREALLOCATION),
+            "a {largest}-byte allocation while decoding"
+        );
     }
 
     // What the tier writes comes back exactly, and only under the right key.
@@ -98,6 +104,10 @@ fuzz_target!(|input: Input| {
         assert_eq!(open(input.codec_id, &sealed, limit, Some(&input.other_key)), None, "another key");
     }
     if key.is_none() {
-        assert_eq!(open(input.codec_id, &sealed, limit, Some(&input.other_key)), None, "unsigned under a key");
+        assert_eq!(
+            open(input.codec_id, &sealed, limit, Some(&input.other_key)),
+            None,
+            "unsigned under a key"
+        );
     }
 });
