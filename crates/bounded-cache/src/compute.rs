@@ -97,13 +97,13 @@ where
     /// ```
     /// use bounded_cache::{Cache, Compute, Computed};
     ///
-    /// let hits: Cache<&str, u64> = Cache::new(1 << 20);
+    /// let hits: Cache<String, u64> = Cache::new(1 << 20);
     /// for _ in 0..3 {
-    ///     hits.compute("/home", |n| Compute::Put(n.map_or(1, |n| n + 1))).unwrap();
+    ///     hits.compute("/home".into(), |n| Compute::Put(n.map_or(1, |n| n + 1))).unwrap();
     /// }
     /// assert_eq!(hits.get("/home"), Some(3));
     /// // Remove when a condition holds, atomically.
-    /// let done = hits.compute("/home", |n| if n == Some(&3) { Compute::Remove } else { Compute::Keep });
+    /// let done = hits.compute("/home".into(), |n| if n == Some(&3) { Compute::Remove } else { Compute::Keep });
     /// assert_eq!(done.unwrap(), Computed::Removed(3));
     /// ```
     ///

@@ -74,7 +74,7 @@ pub struct Stats {
     pub evicted_size: u64,
     /// Entries removed because their time to live ran out.
     pub evicted_expired: u64,
-    /// Entries removed by `remove`, `invalidate_if` or `clear`.
+    /// Entries removed by `remove`, `remove_if`, `compute`, `invalidate_if` or `clear`.
     pub removed_explicit: u64,
     /// Inserts (and loaded values) refused: heavier than the budget, or the budget taken by
     /// concurrent inserts (see [`InsertErrorKind`](crate::InsertErrorKind)).
@@ -83,7 +83,7 @@ pub struct Stats {
     pub loads: u64,
     /// Loader calls that failed, panicked or were cancelled.
     pub load_failures: u64,
-    /// Callers that waited for another caller's loader instead of running their own.
+    /// Callers that waited for another caller's loader (or compute) instead of running their own.
     pub coalesced: u64,
     /// Calls of the eviction listener that panicked (contained: the cache and later notifications
     /// go on).
@@ -116,6 +116,52 @@ impl Stats {
         self.evicted_size += c.evicted_size;
         self.evicted_expired += c.evicted_expired;
         self.removed_explicit += c.removed_explicit;
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Stats {
+    /// Publishes the statistics through the `metrics` crate's installed recorder, every series
+    /// labelled `cache = <cache>`: gauges `bounded_cache_entries`, `bounded_cache_weighed_bytes`
+    /// and `bounded_cache_budget_bytes`, and counters (absolute) `bounded_cache_hits`,
+    /// `bounded_cache_misses`, `bounded_cache_inserts`, `bounded_cache_updates`,
+    /// `bounded_cache_evictions` (also labelled `cause`: `size`, `expired`, `explicit`),
+    /// `bounded_cache_rejected`, `bounded_cache_loads`, `bounded_cache_load_failures`,
+    /// `bounded_cache_coalesced` and `bounded_cache_listener_panics`. Call it periodically (a
+    /// metrics exporter's tick); two caches publish apart under their names.
+    ///
+    /// ```
+    /// let cache: bounded_cache::Cache<u32, u32> = bounded_cache::Cache::new(1 << 20);
+    /// cache.stats().publish("sessions");
+    /// ```
+    pub fn publish(&self, cache: &str) {
+        let cache = cache.to_string();
+        let gauge = |name: &'static str, value: u64| {
+            metrics::gauge!(name, "cache" => cache.clone()).set(value as f64);
+        };
+        gauge("bounded_cache_entries", self.entries);
+        gauge("bounded_cache_weighed_bytes", self.weighed_size);
+        gauge("bounded_cache_budget_bytes", self.budget);
+        let counter = |name: &'static str, value: u64| {
+            metrics::counter!(name, "cache" => cache.clone()).absolute(value);
+        };
+        counter("bounded_cache_hits", self.hits);
+        counter("bounded_cache_misses", self.misses);
+        counter("bounded_cache_inserts", self.inserts);
+        counter("bounded_cache_updates", self.updates);
+        counter("bounded_cache_rejected", self.rejected);
+        counter("bounded_cache_loads", self.loads);
+        counter("bounded_cache_load_failures", self.load_failures);
+        counter("bounded_cache_coalesced", self.coalesced);
+        counter("bounded_cache_listener_panics", self.listener_panics);
+        for (cause, value) in [
+            ("size", self.evicted_size),
+            ("expired", self.evicted_expired),
+            ("explicit", self.removed_explicit),
+        ] {
+            metrics::counter!("bounded_cache_evictions", "cache" => cache.clone(), "cause" => cause)
+                .absolute(value);
+        }
     }
 }
 
