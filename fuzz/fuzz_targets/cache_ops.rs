@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arbitrary::Arbitrary;
 use std::time::Duration;
 
-use bounded_cache::{Cache, Compute, Computed, LoadError, ManualClock, Policy, RemovalCause};
+use bounded_cache::{Cache, Compute, Computed, InsertError, LoadError, ManualClock, Policy, RemovalCause};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -217,6 +217,35 @@ impl Harness {
     }
 }
 
+/// What a compute did: the values its function saw, and its result (`None`: it panicked).
+type ComputeRun = (Vec<Option<Value>>, Option<Result<Computed<Value>, InsertError<u8, Value>>>);
+
+/// Runs `compute` on `key`: `action % 3` puts `value`, removes, or keeps.
+fn compute(h: &Harness, key: u8, value: Value, action: u8) -> ComputeRun {
+    let mut seen = Vec::new();
+    let computed = may_panic(|| {
+        h.cache.compute(key, |cur| {
+            seen.push(cur.copied());
+            match action % 3 {
+                0 => Compute::Put(value),
+                1 => Compute::Remove,
+                _ => Compute::Keep,
+            }
+        })
+    });
+    (seen, computed)
+}
+
+/// A compute from inside the loader of its own key panics instead of deadlocking, changing
+/// nothing; true (checked) if this is that case.
+fn computing_own_load(h: &Harness, key: u8, loading: Option<u8>) -> bool {
+    if loading != Some(key) {
+        return false;
+    }
+    assert!(may_panic(|| h.cache.compute(key, |_| Compute::Keep)).is_none());
+    true
+}
+
 /// Whether `op`, run while a load of `key` is in flight, invalidates that load.
 fn invalidates(op: &Op, key: u8, budget: u64) -> bool {
     match op {
@@ -361,25 +390,13 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
         Op::Peek { key } => assert_eq!(h.cache.peek(key), m.peek(*key, h.now())),
         Op::Advance { ms: n } => h.clock.advance(Duration::from_millis(u64::from(*n))),
         Op::Compute { key, len, action } => {
-            if loading == Some(*key) {
-                // From inside the key's own loader: a panic instead of a deadlock, no change.
-                assert!(may_panic(|| h.cache.compute(*key, |_| Compute::Keep)).is_none());
+            if computing_own_load(h, *key, loading) {
                 return;
             }
             let value = h.value(*key, *len);
             let current = m.live(*key, h.now()).map(|i| m.order[i].value);
             let weight = h.weight(*key, &value);
-            let mut seen = Vec::new();
-            let computed = may_panic(|| {
-                h.cache.compute(*key, |cur| {
-                    seen.push(cur.copied());
-                    match action % 3 {
-                        0 => Compute::Put(value),
-                        1 => Compute::Remove,
-                        _ => Compute::Keep,
-                    }
-                })
-            });
+            let (seen, computed) = compute(h, *key, value, *action);
             assert_eq!(seen, [current], "one run, on the live value");
             match (action % 3, computed) {
                 (0, None) => assert!(weight.is_none(), "only the weigher panics here"),
@@ -568,25 +585,13 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
         }
         Op::Advance { ms: n } => h.clock.advance(Duration::from_millis(u64::from(*n))),
         Op::Compute { key, len, action } => {
-            if loading == Some(*key) {
-                // From inside the key's own loader: a panic instead of a deadlock, no change.
-                assert!(may_panic(|| h.cache.compute(*key, |_| Compute::Keep)).is_none());
+            if computing_own_load(h, *key, loading) {
                 return;
             }
             let value = h.value(*key, *len);
             let weighs = h.weight(*key, &value);
             let now = h.now();
-            let mut seen = Vec::new();
-            let computed = may_panic(|| {
-                h.cache.compute(*key, |cur| {
-                    seen.push(cur.copied());
-                    match action % 3 {
-                        0 => Compute::Put(value),
-                        1 => Compute::Remove,
-                        _ => Compute::Keep,
-                    }
-                })
-            });
+            let (seen, computed) = compute(h, *key, value, *action);
             assert_eq!(seen.len(), 1, "nothing invalidates while it runs: one run");
             if let Some(cur) = seen[0] {
                 check_read(v, *key, cur, now, false);
