@@ -243,9 +243,8 @@ where
         }
     }
 
-    /// The error of a put that did not fit; as for a refused insert, no older value may stay.
+    /// The error of a put that did not fit (the key's older entry is gone: `Lead::put`).
     fn refused(&self, key: K, value: V, weight: u64, kind: crate::InsertErrorKind) -> InsertError<K, V> {
-        self.remove(&key);
         InsertError::new(key, value, weight, self.budget(), kind)
     }
 

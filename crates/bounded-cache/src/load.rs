@@ -377,7 +377,10 @@ where
             }
             Err(kind) => {
                 inner.counters.rejected.fetch_add(1, Relaxed);
-                self.end();
+                // As after a refused insert, no older value may stay: the key's entry goes, in
+                // the same critical section as the flight (unless an invalidation came first:
+                // then what it left is newer than this compute).
+                let _ = self.remove(&key);
                 Put::Rejected { key, value, weight, kind }
             }
         }
@@ -400,7 +403,7 @@ where
         }))
     }
 
-    /// Ends a compute that changes nothing, or whose put was refused: the flight leaves its
+    /// Ends a compute that changes nothing, or whose put was invalidated: the flight leaves its
     /// table and its waiters start over (a loader loads, a compute computes on what is there).
     pub(crate) fn end(mut self) {
         self.unregister();
