@@ -10,6 +10,7 @@ use crate::cache::{Cache, Listener};
 use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::expiry::Expiry;
+use crate::refresh::{self, Refresh};
 use crate::policy::Policy;
 use crate::stats::RemovalCause;
 use crate::weigh::{DefaultWeigher, UnitWeigher, Weigher};
@@ -43,6 +44,7 @@ pub struct CacheBuilder<K, V, W = DefaultWeigher, S = DefaultHashBuilder> {
     pub(crate) hasher: S,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
+    pub(crate) refresh: refresh::Config,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -57,6 +59,7 @@ impl<K, V, W, S> fmt::Debug for CacheBuilder<K, V, W, S> {
             .field("expiry", &self.expiry.is_some())
             .field("listener", &self.listener.is_some())
             .field("clock", &self.clock.is_some())
+            .field("refresh", &self.refresh)
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +77,7 @@ impl<K, V> CacheBuilder<K, V> {
             hasher: DefaultHashBuilder::default(),
             listener: None,
             clock: None,
+            refresh: refresh::Config::default(),
             _types: PhantomData,
         }
     }
@@ -121,6 +125,41 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
         self
     }
 
+    /// Reloads an entry in the background once it is `refresh` old: the first refreshing read
+    /// after that ([`Cache::try_get_or_refresh_with`], or [`Cache::get_or_try_refresh_with`] in
+    /// async code) starts one reload and, like every read while it runs, returns the current
+    /// value at once. The reload replaces the value unless the key is written or invalidated
+    /// meanwhile; a failed reload keeps the value (until it expires) and the next one starts
+    /// `refresh` later. Make it shorter than the time to live, so that a key read often never
+    /// expires; an [`Expiry`] hook can set it per entry
+    /// ([`Expiry::refresh_after_write`]). Costs 8 bytes per entry.
+    ///
+    /// Plain reads (`get`, the `get_or_insert_with` family) never refresh: only the refreshing
+    /// reads carry a loader that may run later, on another thread.
+    pub fn refresh_after(mut self, refresh: Duration) -> Self {
+        self.refresh.after = Some(refresh);
+        self
+    }
+
+    /// Lets refreshing reads serve an entry for up to `grace` after it expired, while one of them
+    /// reloads it in the background (stale-while-revalidate). Other reads (`get`, `peek`,
+    /// `contains`, iteration, the `get_or_insert_with` family) see it as expired, and it is
+    /// reclaimed once the grace is over. Costs 8 bytes per entry (shared with
+    /// [`refresh_after`](Self::refresh_after)).
+    pub fn stale_while_revalidate(mut self, grace: Duration) -> Self {
+        self.refresh.grace = Some(grace);
+        self
+    }
+
+    /// Where synchronous background reloads run: `executor` is handed each [`Refresh`] and must
+    /// run it (on a thread pool, say) or drop it (counted as a failed refresh; the entry keeps
+    /// its value). By default each reload runs on a new thread. Async reloads are spawned on
+    /// the caller's Tokio runtime instead.
+    pub fn refresh_executor(mut self, executor: impl Fn(Refresh) + Send + Sync + 'static) -> Self {
+        self.refresh.executor = Some(Arc::new(executor));
+        self
+    }
+
     /// Weighs entries with a closure returning the heap bytes of a key and its value together,
     /// instead of [`Weigh`](crate::Weigh). The cache adds its per-entry overhead.
     pub fn weigher<F>(self, weigher: F) -> CacheBuilder<K, V, F, S>
@@ -147,6 +186,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             hasher: self.hasher,
             listener: self.listener,
             clock: self.clock,
+            refresh: self.refresh,
             _types: PhantomData,
         }
     }
@@ -164,6 +204,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             hasher,
             listener: self.listener,
             clock: self.clock,
+            refresh: self.refresh,
             _types: PhantomData,
         }
     }
@@ -207,6 +248,9 @@ where
         }
         if self.tti == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroTti);
+        }
+        if self.refresh.after == Some(Duration::ZERO) || self.refresh.grace == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroRefresh);
         }
         if let Some(n) = self.shards.filter(|&n| n == 0 || !n.is_power_of_two() || n > MAX_SHARDS) {
             return Err(ConfigError::Shards(n));

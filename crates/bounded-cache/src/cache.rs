@@ -26,7 +26,8 @@ use crate::expiry::{self, Expiry};
 use crate::iter::Iter;
 use crate::load::{Flight, Lead, Loading, Outcome};
 use crate::policy::Policy;
-use crate::shard::{Deadline, Lookup};
+use crate::refresh::Claim;
+use crate::shard::{Deadline, Layout, Lookup, Shard};
 use crate::slab::{Node, Slab};
 use crate::stats::{CacheCounters, RemovalCause, Stats};
 use crate::weigh::{DefaultWeigher, Weigher};
@@ -58,6 +59,8 @@ pub(crate) struct Inner<K, V, W, S> {
     expiry: Option<Box<dyn Expiry<K, V>>>,
     /// Whether a read may move an entry's deadline (a time to idle or an `Expiry` hook).
     reads_move_deadlines: bool,
+    /// Refresh-ahead and stale-while-revalidate settings (`refresh.rs`).
+    pub(crate) refresh: crate::refresh::Settings,
     time: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     policy: Policy,
@@ -123,12 +126,13 @@ impl<K, V> Cache<K, V> {
 /// heap: the node (key and value inline, weight, expiry, two queue links, hash, version, policy
 /// bits), the index slot (4 bytes and a control byte, at hashbrown's worst load factor of 7/16 just
 /// after growing), and for S3-FIFO the ghost's 24 bytes (its worst case, see `policy.rs`).
-fn entry_overhead<K, V>(policy: Policy, reads_move_deadlines: bool) -> u64 {
+fn entry_overhead<K, V>(policy: Policy, layout: Layout) -> u64 {
     let node = size_of::<Node<K, V>>();
     let index = (5usize * 16).div_ceil(7);
-    // The slab's cap beside each node (`slab.rs`).
-    let cap = if reads_move_deadlines { size_of::<u64>() } else { 0 };
-    (node + index + cap + policy.extra_overhead()) as u64
+    // The slab's cap and refresh time beside each node (`slab.rs`).
+    let cap = if layout.caps { size_of::<u64>() } else { 0 };
+    let refresh = if layout.refresh { size_of::<u64>() } else { 0 };
+    (node + index + cap + refresh + policy.extra_overhead()) as u64
 }
 
 impl<K, V, W, S> Cache<K, V, W, S> {
@@ -145,8 +149,10 @@ where
 {
     pub(crate) fn from_builder(b: CacheBuilder<K, V, W, S>) -> Self {
         let reads_move_deadlines = b.tti.is_some() || b.expiry.is_some();
+        let refresh = crate::refresh::Settings::new(b.refresh);
+        let layout = Layout { caps: reads_move_deadlines, refresh: refresh.enabled(), grace: refresh.grace };
         let overhead = if b.weigher.counts_overhead() {
-            entry_overhead::<K, V>(b.policy, reads_move_deadlines)
+            entry_overhead::<K, V>(b.policy, layout)
         } else {
             0
         };
@@ -158,7 +164,7 @@ where
             let by_size = if by_size.is_power_of_two() { by_size } else { by_size.next_power_of_two() / 2 };
             (cpus * 4).next_power_of_two().min(64).min(by_size)
         });
-        let cells = (0..shards).map(|_| ShardCell::new(b.policy, reads_move_deadlines)).collect();
+        let cells = (0..shards).map(|_| ShardCell::new(b.policy, layout)).collect();
         Self {
             inner: Arc::new(Inner {
                 cells,
@@ -171,6 +177,7 @@ where
                 tti: expiry::nanos(b.tti),
                 expiry: b.expiry,
                 reads_move_deadlines,
+                refresh,
                 time: TimeSource::new(b.clock),
                 listener: b.listener,
                 policy: b.policy,
@@ -362,10 +369,7 @@ where
         let mut count = 0;
         for cell in inner.cells.iter() {
             let mut removed = Vec::new();
-            cell.write().remove_where(
-                |expires| (expires != 0 && now >= expires).then_some(RemovalCause::Expired),
-                &mut removed,
-            );
+            cell.write().remove_expired(now, &mut removed);
             count += removed.len();
             inner.release_all(removed);
         }
@@ -653,6 +657,9 @@ where
         stats.load_failures = counters.load_failures.load(Relaxed);
         stats.coalesced = counters.coalesced.load(Relaxed);
         stats.listener_panics = counters.listener_panics.load(Relaxed);
+        stats.refreshes = counters.refreshes.load(Relaxed);
+        stats.refresh_failures = counters.refresh_failures.load(Relaxed);
+        stats.stale_served = counters.stale_served.load(Relaxed);
         stats.budget = self.budget();
         stats
     }
@@ -723,7 +730,7 @@ where
 }
 
 /// What [`Inner::get_shared`] found.
-enum Shared<V> {
+pub(crate) enum Shared<V> {
     Hit(V),
     Miss,
     Expired,
@@ -786,15 +793,38 @@ where
         Q: Eq + ?Sized,
         V: Clone,
     {
+        self.lookup_shared::<Q, false>(hash, key).0
+    }
+
+    /// [`get_shared`](Self::get_shared), and for a refreshing read (`REFRESH`) in a refreshing
+    /// cache, the refresh it claimed, if the entry was due, and a stale value served within the
+    /// grace (see `refresh.rs`).
+    #[inline]
+    pub(crate) fn lookup_shared<Q, const REFRESH: bool>(&self, hash: u64, key: &Q) -> (Shared<V>, Option<Claim>)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
         let cell = self.cell(hash);
         let shard = cell.read();
-        let Some(idx) = shard.find(hash, key) else { return Shared::Miss };
+        let Some(idx) = shard.find(hash, key) else { return (Shared::Miss, None) };
         let node = shard.slab.node(idx);
-        let now = if node.expires() != 0 || self.reads_move_deadlines { self.now() } else { 0 };
-        if node.expired_at(now) {
-            return Shared::Expired;
-        }
-        let value = self.read_hit(&shard.slab, idx, now);
+        let refreshing = REFRESH && shard.slab.keeps_refresh();
+        let now = if refreshing || node.expires() != 0 || self.reads_move_deadlines { self.now() } else { 0 };
+        let mut claim = None;
+        let value = if !node.expired_at(now) {
+            if refreshing {
+                claim = self.claim_refresh(&shard, idx, now, false);
+            }
+            self.read_hit(&shard.slab, idx, now)
+        } else if refreshing && now < node.expires().saturating_add(self.refresh.grace) {
+            claim = self.claim_refresh(&shard, idx, now, true);
+            self.counters.stale_served.fetch_add(1, Relaxed);
+            node.value().clone()
+        } else {
+            return (Shared::Expired, None);
+        };
         let overflow = match shard.policy() {
             Policy::Lru => cell.record_hit(&shard, idx),
             Policy::S3Fifo => {
@@ -807,7 +837,22 @@ where
         if let Some(record) = overflow {
             cell.replay_overflow(record);
         }
-        Shared::Hit(value)
+        (Shared::Hit(value), claim)
+    }
+
+    /// Claims the refresh of the entry at `idx` if it is due at `now` (a `stale` entry always
+    /// is), moving its refresh time one period on; `None` if it is not due or another reader
+    /// claimed it first.
+    #[cold]
+    fn claim_refresh(&self, shard: &Shard<K, V>, idx: u32, now: u64, stale: bool) -> Option<Claim> {
+        let seen = shard.slab.refresh_at(idx);
+        let due = if stale { seen <= now } else { seen != 0 && seen <= now };
+        let next = now.saturating_add(self.refresh.period());
+        (due && shard.slab.claim_refresh(idx, seen, next)).then(|| Claim {
+            idx,
+            version: shard.slab.node(idx).version,
+            cleared: shard.cleared,
+        })
     }
 
     /// Stores an entry whose weight is reserved. A plain insert (`flight` is `None`) detaches a
@@ -911,7 +956,8 @@ where
         };
         let cap = if ttl == 0 { 0 } else { now.saturating_add(ttl) };
         let at = if self.tti == 0 { cap } else { expiry::capped(now, self.tti, cap) };
-        Deadline { at, cap }
+        let refresh = self.refresh.refresh_at(key, value, self.expiry.as_deref(), now);
+        Deadline { at, cap, refresh }
     }
 
     /// A clone of the value at `idx`, a live entry just hit at `now`, after moving its deadline

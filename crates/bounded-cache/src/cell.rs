@@ -36,7 +36,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::policy::Policy;
-use crate::shard::Shard;
+use crate::shard::{Layout, Shard};
 use crate::sync::{
     AtomicU64, AtomicUsize, READ_BUFFER, RwLock, RwLockReadGuard, RwLockWriteGuard, SPIN, spin_loop,
 };
@@ -145,9 +145,9 @@ impl<K, V> Drop for WriteGuard<'_, K, V> {
 }
 
 impl<K, V> ShardCell<K, V> {
-    pub(crate) fn new(policy: Policy, reads_move_deadlines: bool) -> Self {
+    pub(crate) fn new(policy: Policy, layout: Layout) -> Self {
         Self {
-            lock: RwLock::new(Shard::new(policy, reads_move_deadlines)),
+            lock: RwLock::new(Shard::new(policy, layout)),
             weight: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),

@@ -147,6 +147,8 @@ pub enum ConfigError {
     ZeroTti,
     /// A Redis tier's heartbeat interval or timeout of zero.
     ZeroHeartbeat,
+    /// A refresh period or stale-while-revalidate grace of zero.
+    ZeroRefresh,
 }
 
 impl fmt::Display for ConfigError {
@@ -158,6 +160,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ZeroTtl => f.write_str("a time to live must be longer than zero"),
             ConfigError::ZeroTti => f.write_str("a time to idle must be longer than zero"),
+            ConfigError::ZeroRefresh => {
+                f.write_str("a refresh period and a stale-while-revalidate grace must be longer than zero")
+            }
             ConfigError::ZeroHeartbeat => {
                 f.write_str("a heartbeat interval and timeout must be longer than zero")
             }

@@ -77,6 +77,15 @@ pub trait Expiry<K, V>: Send + Sync {
         let _ = (key, value);
         remaining
     }
+
+    /// How long after being written the entry is reloaded by the next refreshing read (see
+    /// [`CacheBuilder::refresh_after`](crate::CacheBuilder::refresh_after)); `None`: never.
+    /// `refresh` is the cache's setting. Consulted only by a cache built with `refresh_after` or
+    /// [`stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate).
+    fn refresh_after_write(&self, key: &K, value: &V, refresh: Option<Duration>) -> Option<Duration> {
+        let _ = (key, value);
+        refresh
+    }
 }
 
 /// Nanoseconds of an optional duration, the way deadlines store them: 0 for none, at least 1.

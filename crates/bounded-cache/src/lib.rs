@@ -73,6 +73,7 @@ pub mod load;
 #[cfg(not(bounded_cache_loom))]
 mod load;
 mod policy;
+mod refresh;
 mod shard;
 mod slab;
 mod stats;
@@ -89,5 +90,6 @@ pub use error::{ConfigError, InsertError, InsertErrorKind, LoadError};
 pub use expiry::Expiry;
 pub use iter::Iter;
 pub use policy::Policy;
+pub use refresh::Refresh;
 pub use stats::{RemovalCause, Stats};
 pub use weigh::{DefaultWeigher, UnitWeigher, Weigh, Weigher};

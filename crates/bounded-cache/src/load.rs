@@ -283,6 +283,8 @@ where
     hash: u64,
     flight: Arc<Flight<V>>,
     done: bool,
+    /// A background reload (`refresh.rs`): its failures count as refresh failures.
+    refresh: bool,
 }
 
 impl<'a, K, V, W, S> Lead<'a, K, V, W, S>
@@ -293,7 +295,18 @@ where
     V: Clone,
 {
     pub(crate) fn new(inner: &'a Inner<K, V, W, S>, hash: u64, flight: Arc<Flight<V>>) -> Self {
-        Self { inner, hash, flight, done: false }
+        Self { inner, hash, flight, done: false, refresh: false }
+    }
+
+    /// The lead of a background reload of a present entry (`refresh.rs`).
+    pub(crate) fn refresh(inner: &'a Inner<K, V, W, S>, hash: u64, flight: Arc<Flight<V>>) -> Self {
+        Self { inner, hash, flight, done: false, refresh: true }
+    }
+
+    fn count_failure(&self) {
+        let counters = &self.inner.counters;
+        let counter = if self.refresh { &counters.refresh_failures } else { &counters.load_failures };
+        counter.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn flight(&self) -> &Arc<Flight<V>> {
@@ -340,7 +353,8 @@ where
                 Ok(value)
             }
             Err(e) => {
-                inner.counters.load_failures.fetch_add(1, Relaxed);
+                // A failed reload leaves the entry as it was: it keeps serving until it expires.
+                self.count_failure();
                 let e = Arc::new(e);
                 self.unregister();
                 self.flight.finish(Outcome::Failed(Arc::clone(&e) as SharedError));
@@ -437,7 +451,7 @@ where
         // After a panic between storing the value and publishing it, this publishes `Abandoned`;
         // waiters then find the stored value.
         if !self.done {
-            self.inner.counters.load_failures.fetch_add(1, Relaxed);
+            self.count_failure();
             self.unregister();
             self.flight.finish(Outcome::Abandoned);
         }

@@ -68,6 +68,20 @@ pub(crate) struct Shard<K, V> {
     /// Loads in flight for keys of this shard. A load leaves this table when it stores its value,
     /// or earlier when an invalidation detaches it (then it stores nothing).
     flights: HashTable<Flying<K, V>>,
+    /// How long an expired entry stays for stale reads (`Layout::grace`).
+    grace: u64,
+}
+
+/// What a shard keeps beside each entry, chosen once per cache from its settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Layout {
+    /// A cap per entry: reads move deadlines (a time to idle or an `Expiry` hook).
+    pub(crate) caps: bool,
+    /// A refresh time per entry: the cache refreshes or serves stale values (`refresh.rs`).
+    pub(crate) refresh: bool,
+    /// Nanoseconds an expired entry is kept for a refreshing read to serve while it reloads
+    /// (stale-while-revalidate); 0 = none. Other reads see the entry as expired at once.
+    pub(crate) grace: u64,
 }
 
 /// When a new entry expires: at `at` (0: never), and at the latest at `cap` however reads move
@@ -76,6 +90,8 @@ pub(crate) struct Shard<K, V> {
 pub(crate) struct Deadline {
     pub(crate) at: u64,
     pub(crate) cap: u64,
+    /// When a refreshing read reloads the entry (0: never); kept only by a refreshing cache.
+    pub(crate) refresh: u64,
 }
 
 /// What a lookup found.
@@ -87,11 +103,11 @@ pub(crate) enum Lookup<R, K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    /// A shard; `reads_move_deadlines` for a cache with a time to idle or an `Expiry` hook.
-    pub(crate) fn new(policy: Policy, reads_move_deadlines: bool) -> Self {
+    /// A shard keeping what `layout` says beside each entry.
+    pub(crate) fn new(policy: Policy, layout: Layout) -> Self {
         Self {
             table: HashTable::new(),
-            slab: if reads_move_deadlines { Slab::with_caps() } else { Slab::new() },
+            slab: Slab::new(layout.caps, layout.refresh),
             queues: Queues::new(policy),
             weight: 0,
             expiring: 0,
@@ -99,7 +115,15 @@ impl<K, V> Shard<K, V> {
             cleared: 0,
             counters: Counters::default(),
             flights: HashTable::new(),
+            grace: layout.grace,
         }
+    }
+
+    /// Whether an entry expiring at `expires` may be reclaimed at `now`: expired, and past the
+    /// grace in which a refreshing read may still serve it.
+    #[inline]
+    fn reclaimable(&self, expires: u64, now: u64) -> bool {
+        expires != 0 && now >= expires.saturating_add(self.grace)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -181,11 +205,20 @@ impl<K, V> Shard<K, V> {
             let idx = self.sweep_cursor % cap;
             self.sweep_cursor = (idx + 1) % cap;
             let node = self.slab.node(idx);
-            if node.is_occupied() && node.expired_at(now) {
+            if node.is_occupied() && self.reclaimable(node.expires(), now) {
                 *slot = Some(self.take(idx, RemovalCause::Expired, false));
             }
         }
         out
+    }
+
+    /// Removes every expired entry (past its grace, if the cache serves stale values) into `out`.
+    pub(crate) fn remove_expired(&mut self, now: u64, out: &mut Vec<Removed<K, V>>) {
+        let grace = self.grace;
+        self.remove_where(
+            |expires| (expires != 0 && now >= expires.saturating_add(grace)).then_some(RemovalCause::Expired),
+            out,
+        );
     }
 
     /// Removes every entry for which `remove(key, value, expires)` holds, into `out`. For the
@@ -235,15 +268,21 @@ impl<K, V> Shard<K, V> {
         None
     }
 
-    /// Removes the entry at `idx` if it is still the one [`Shard::snapshot`] saw there.
-    pub(crate) fn remove_seen(&mut self, idx: u32, version: u16, cleared: u64) -> Option<Removed<K, V>> {
+    /// Whether the node at `idx` still holds the entry seen there with `version` when the shard
+    /// had been cleared `cleared` times.
+    pub(crate) fn holds(&self, idx: u32, version: u16, cleared: u64) -> bool {
         // A `clear` since the entry was seen replaced the slab: the index may be past its end,
         // or name another entry with the same version.
         if cleared != self.cleared || idx as usize >= self.slab.capacity() {
-            return None;
+            return false;
         }
         let node = self.slab.node(idx);
-        (node.is_occupied() && node.version == version).then(|| self.take(idx, RemovalCause::Explicit, false))
+        node.is_occupied() && node.version == version
+    }
+
+    /// Removes the entry at `idx` if it is still the one [`Shard::snapshot`] saw there.
+    pub(crate) fn remove_seen(&mut self, idx: u32, version: u16, cleared: u64) -> Option<Removed<K, V>> {
+        self.holds(idx, version, cleared).then(|| self.take(idx, RemovalCause::Explicit, false))
     }
 
     /// Takes every entry out, leaving the shard empty: the caller drops them, or tells the
@@ -333,9 +372,17 @@ impl<K: Eq, V> Shard<K, V> {
             self.counters.misses += 1;
             return Lookup::Miss;
         };
-        if self.slab.node(idx).expires() != 0 && self.slab.node(idx).expired_at(now()) {
-            self.counters.misses += 1;
-            return Lookup::Expired(self.take(idx, RemovalCause::Expired, false));
+        let expires = self.slab.node(idx).expires();
+        if expires != 0 {
+            let now = now();
+            if now >= expires {
+                self.counters.misses += 1;
+                if !self.reclaimable(expires, now) {
+                    // Kept for a refreshing read to serve while it reloads.
+                    return Lookup::Miss;
+                }
+                return Lookup::Expired(self.take(idx, RemovalCause::Expired, false));
+            }
         }
         self.counters.hits += 1;
         self.queues.on_hit(&mut self.slab, idx);
@@ -391,6 +438,7 @@ impl<K: Eq, V> Shard<K, V> {
             node.set_expires(deadline.at);
             node.bump_version();
             self.slab.set_cap(idx, deadline.cap);
+            self.slab.set_refresh_at(idx, deadline.refresh);
             self.track_expiring(old_expires, deadline.at);
             self.queues.reweigh(&mut self.slab, idx, weight);
             self.queues.on_hit(&mut self.slab, idx);
@@ -406,6 +454,7 @@ impl<K: Eq, V> Shard<K, V> {
         let low = hash as u32;
         let idx = self.slab.insert(key, value, weight, deadline.at, low);
         self.slab.set_cap(idx, deadline.cap);
+        self.slab.set_refresh_at(idx, deadline.refresh);
         let slab = &self.slab;
         self.table.insert_unique(table_hash(low), idx, |&i| table_hash(slab.node(i).hash));
         self.queues.on_insert(&mut self.slab, idx, table_hash(low));

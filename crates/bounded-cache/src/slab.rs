@@ -127,19 +127,27 @@ pub(crate) struct Slab<K, V> {
     /// one its time to live fixed when it was written; 0 = none). Other caches keep none, so
     /// their nodes stay 8 bytes smaller.
     caps: Option<Vec<Box<[u64]>>>,
+    /// For caches that refresh entries (`refresh.rs`): a page of "refresh at" times beside each
+    /// page of nodes (nanoseconds after the epoch, plus one; 0 = never). Atomic because the
+    /// reader that claims a refresh moves it forward under the shard's read lock; like the
+    /// deadline it is a time, not part of any synchronisation beyond that compare-and-swap.
+    refresh: Option<Vec<Box<[AtomicU64]>>>,
     /// Head of the free list of vacant nodes.
     free: u32,
     len: usize,
 }
 
 impl<K, V> Slab<K, V> {
-    pub(crate) const fn new() -> Self {
-        Self { pages: Vec::new(), caps: None, free: NIL, len: 0 }
-    }
-
-    /// A slab that keeps a cap per node (see the field).
-    pub(crate) const fn with_caps() -> Self {
-        Self { pages: Vec::new(), caps: Some(Vec::new()), free: NIL, len: 0 }
+    /// A slab that keeps a cap per node if `caps`, and a refresh time per node if `refresh` (see
+    /// the fields).
+    pub(crate) const fn new(caps: bool, refresh: bool) -> Self {
+        Self {
+            pages: Vec::new(),
+            caps: if caps { Some(Vec::new()) } else { None },
+            refresh: if refresh { Some(Vec::new()) } else { None },
+            free: NIL,
+            len: 0,
+        }
     }
 
     /// Whether the slab keeps a cap per node.
@@ -162,6 +170,38 @@ impl<K, V> Slab<K, V> {
         }
     }
 
+    /// Whether the slab keeps a refresh time per node.
+    #[inline]
+    pub(crate) fn keeps_refresh(&self) -> bool {
+        self.refresh.is_some()
+    }
+
+    /// The refresh time of the entry at `idx` (0: never, or none kept).
+    #[inline]
+    pub(crate) fn refresh_at(&self, idx: u32) -> u64 {
+        self.refresh_slot(idx).map_or(0, |at| at.load(Relaxed))
+    }
+
+    /// Sets the refresh time of the entry at `idx`; ignored by a slab that keeps none.
+    #[inline]
+    pub(crate) fn set_refresh_at(&mut self, idx: u32, at: u64) {
+        if let Some(slot) = self.refresh_slot(idx) {
+            slot.store(at, Relaxed);
+        }
+    }
+
+    /// Moves the refresh time of the entry at `idx` from `seen` to `next`, under the read lock;
+    /// false if another reader moved it first (that reader refreshes).
+    #[inline]
+    pub(crate) fn claim_refresh(&self, idx: u32, seen: u64, next: u64) -> bool {
+        self.refresh_slot(idx).is_some_and(|at| at.compare_exchange(seen, next, Relaxed, Relaxed).is_ok())
+    }
+
+    #[inline]
+    fn refresh_slot(&self, idx: u32) -> Option<&AtomicU64> {
+        self.refresh.as_ref().map(|pages| &pages[(idx >> PAGE_SHIFT) as usize][idx as usize & (PAGE - 1)])
+    }
+
     /// Number of occupied nodes.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -177,9 +217,13 @@ impl<K, V> Slab<K, V> {
         let caps = self.caps.as_ref().map_or(0, |caps| {
             caps.len() * PAGE * size_of::<u64>() + caps.capacity() * size_of::<Box<[u64]>>()
         });
+        let refresh = self.refresh.as_ref().map_or(0, |pages| {
+            pages.len() * PAGE * size_of::<AtomicU64>() + pages.capacity() * size_of::<Box<[AtomicU64]>>()
+        });
         self.capacity() * size_of::<Node<K, V>>()
             + self.pages.capacity() * size_of::<Box<[Node<K, V>]>>()
             + caps
+            + refresh
     }
 
     #[inline]
@@ -246,6 +290,9 @@ impl<K, V> Slab<K, V> {
         if let Some(caps) = &mut self.caps {
             caps.push(vec![0; PAGE].into_boxed_slice());
         }
+        if let Some(refresh) = &mut self.refresh {
+            refresh.push((0..PAGE).map(|_| AtomicU64::new(0)).collect());
+        }
         self.free = first as u32;
     }
 
@@ -253,7 +300,7 @@ impl<K, V> Slab<K, V> {
     /// [`Slab::into_entries`]) wherever the returned slab goes, for the cache: after the shard's
     /// lock is released.
     pub(crate) fn take(&mut self) -> Slab<K, V> {
-        let empty = if self.caps.is_some() { Slab::with_caps() } else { Slab::new() };
+        let empty = Slab::new(self.caps.is_some(), self.refresh.is_some());
         std::mem::replace(self, empty)
     }
 
@@ -312,7 +359,7 @@ mod tests {
 
     #[test]
     fn reuses_vacant_nodes_and_drops_everything() {
-        let mut slab = Slab::new();
+        let mut slab = Slab::new(false, false);
         let a = slab.insert(String::from("a"), vec![1u8], 1, 0, 0);
         let b = slab.insert(String::from("b"), vec![2u8], 1, 0, 0);
         assert_eq!(slab.len(), 2);
@@ -330,7 +377,7 @@ mod tests {
 
     #[test]
     fn entries_move_out_once_and_the_rest_drop() {
-        let mut slab = Slab::new();
+        let mut slab = Slab::new(false, false);
         for i in 0..300 {
             slab.insert(i.to_string(), vec![i as u8], 2, 0, 0);
         }
@@ -346,7 +393,7 @@ mod tests {
 
     #[test]
     fn versions_change_with_every_new_entry_and_skip_zero() {
-        let mut slab = Slab::new();
+        let mut slab = Slab::new(false, false);
         let a = slab.insert(1u32, 1u32, 1, 0, 0);
         let v1 = slab.node(a).version;
         slab.node_mut(a).bump_version();

@@ -52,6 +52,9 @@ pub(crate) struct CacheCounters {
     pub(crate) load_failures: AtomicU64,
     pub(crate) coalesced: AtomicU64,
     pub(crate) listener_panics: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) refresh_failures: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
 }
 
 /// A snapshot of a cache's statistics, from [`Cache::stats`](crate::Cache::stats).
@@ -88,6 +91,15 @@ pub struct Stats {
     /// Calls of the eviction listener that panicked (contained: the cache and later notifications
     /// go on).
     pub listener_panics: u64,
+    /// Background reloads started by refreshing reads (see
+    /// [`CacheBuilder::refresh_after`](crate::CacheBuilder::refresh_after)).
+    pub refreshes: u64,
+    /// Background reloads that failed, panicked, or were dropped by their executor unrun; the
+    /// entry kept its value.
+    pub refresh_failures: u64,
+    /// Expired values served by refreshing reads while a reload ran (see
+    /// [`CacheBuilder::stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate)).
+    pub stale_served: u64,
     /// Live entries.
     pub entries: u64,
     /// The weighed size of the live entries, in bytes.
@@ -127,7 +139,8 @@ impl Stats {
     /// `bounded_cache_misses`, `bounded_cache_inserts`, `bounded_cache_updates`,
     /// `bounded_cache_evictions` (also labelled `cause`: `size`, `expired`, `explicit`),
     /// `bounded_cache_rejected`, `bounded_cache_loads`, `bounded_cache_load_failures`,
-    /// `bounded_cache_coalesced` and `bounded_cache_listener_panics`. Call it periodically (a
+    /// `bounded_cache_coalesced`, `bounded_cache_listener_panics`, `bounded_cache_refreshes`,
+    /// `bounded_cache_refresh_failures` and `bounded_cache_stale_served`. Call it periodically (a
     /// metrics exporter's tick); two caches publish apart under their names.
     ///
     /// ```
@@ -154,6 +167,9 @@ impl Stats {
         counter("bounded_cache_load_failures", self.load_failures);
         counter("bounded_cache_coalesced", self.coalesced);
         counter("bounded_cache_listener_panics", self.listener_panics);
+        counter("bounded_cache_refreshes", self.refreshes);
+        counter("bounded_cache_refresh_failures", self.refresh_failures);
+        counter("bounded_cache_stale_served", self.stale_served);
         for (cause, value) in [
             ("size", self.evicted_size),
             ("expired", self.evicted_expired),
@@ -171,7 +187,7 @@ impl fmt::Display for Stats {
             f,
             "{} entries, {} of {} bytes; hit rate {:.1}% ({} hits, {} misses); {} inserts, {} updates; \
              evicted {} for size, {} expired, {} removed; {} rejected; {} loads ({} failed, {} coalesced); \
-             {} listener panics",
+             {} listener panics; {} refreshes ({} failed), {} stale served",
             self.entries,
             self.weighed_size,
             self.budget,
@@ -187,7 +203,10 @@ impl fmt::Display for Stats {
             self.loads,
             self.load_failures,
             self.coalesced,
-            self.listener_panics
+            self.listener_panics,
+            self.refreshes,
+            self.refresh_failures,
+            self.stale_served
         )
     }
 }
