@@ -10,8 +10,8 @@ use crate::cache::{Cache, Listener};
 use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::expiry::Expiry;
-use crate::refresh::{self, Refresh};
 use crate::policy::Policy;
+use crate::refresh::{self, Refresh};
 use crate::stats::RemovalCause;
 use crate::weigh::{DefaultWeigher, UnitWeigher, Weigher};
 

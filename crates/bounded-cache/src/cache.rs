@@ -151,11 +151,7 @@ where
         let reads_move_deadlines = b.tti.is_some() || b.expiry.is_some();
         let refresh = crate::refresh::Settings::new(b.refresh);
         let layout = Layout { caps: reads_move_deadlines, refresh: refresh.enabled(), grace: refresh.grace };
-        let overhead = if b.weigher.counts_overhead() {
-            entry_overhead::<K, V>(b.policy, layout)
-        } else {
-            0
-        };
+        let overhead = if b.weigher.counts_overhead() { entry_overhead::<K, V>(b.policy, layout) } else { 0 };
         let shards = b.shards.unwrap_or_else(|| {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             // Let each shard hold a few dozen entries of at least 64 heap bytes at least.
@@ -224,6 +220,24 @@ where
         }
     }
 
+    /// The values of `keys`, in order: each looked up as by [`get`](Self::get) (counted, a use for
+    /// the policy), `None` for a key missing or expired. Each lookup sees the cache at its own
+    /// moment: under concurrent writes the results are not one snapshot.
+    ///
+    /// ```
+    /// let cache: bounded_cache::Cache<u32, u32> = bounded_cache::Cache::new(1 << 20);
+    /// cache.insert_many([(1, 10), (3, 30)]);
+    /// assert_eq!(cache.get_many(&[1, 2, 3]), [Some(10), None, Some(30)]);
+    /// ```
+    pub fn get_many<'q, Q>(&self, keys: impl IntoIterator<Item = &'q Q>) -> Vec<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + 'q,
+        V: Clone,
+    {
+        keys.into_iter().map(|key| self.get(key)).collect()
+    }
+
     /// A clone of the value for `key`, if present and not expired, with no side effect: not
     /// counted in the statistics, not a use for the eviction policy, and the entry's deadline
     /// is left where it is (a time to idle or an [`Expiry`] hook does not see it).
@@ -275,8 +289,9 @@ where
         self.insert_expiring(key, value, ttl)
     }
 
-    /// Inserts every entry of `entries` (cache warming). Entries the cache refuses come back.
-    pub fn insert_all(&self, entries: impl IntoIterator<Item = (K, V)>) -> Vec<InsertError<K, V>> {
+    /// Inserts every entry of `entries` in order (cache warming), each as
+    /// [`insert`](Self::insert) would. Entries the cache refuses come back, in order.
+    pub fn insert_many(&self, entries: impl IntoIterator<Item = (K, V)>) -> Vec<InsertError<K, V>> {
         entries.into_iter().filter_map(|(k, v)| self.insert(k, v).err()).collect()
     }
 
@@ -800,7 +815,11 @@ where
     /// cache, the refresh it claimed, if the entry was due, and a stale value served within the
     /// grace (see `refresh.rs`).
     #[inline]
-    pub(crate) fn lookup_shared<Q, const REFRESH: bool>(&self, hash: u64, key: &Q) -> (Shared<V>, Option<Claim>)
+    pub(crate) fn lookup_shared<Q, const REFRESH: bool>(
+        &self,
+        hash: u64,
+        key: &Q,
+    ) -> (Shared<V>, Option<Claim>)
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,

@@ -171,3 +171,15 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// A policy name that is not one of [`Policy`](crate::Policy)'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownPolicy(pub(crate) String);
+
+impl fmt::Display for UnknownPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown eviction policy {:?} (expected \"lru\" or \"s3-fifo\")", self.0)
+    }
+}
+
+impl std::error::Error for UnknownPolicy {}

@@ -64,6 +64,8 @@ mod cache;
 mod cell;
 mod clock;
 mod compute;
+#[cfg(feature = "serde")]
+mod config;
 mod error;
 mod expiry;
 mod iter;
@@ -86,7 +88,9 @@ pub use builder::{CacheBuilder, DefaultHashBuilder, MAX_SHARDS};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compute::{Compute, Computed};
-pub use error::{ConfigError, InsertError, InsertErrorKind, LoadError};
+#[cfg(feature = "serde")]
+pub use config::CacheConfig;
+pub use error::{ConfigError, InsertError, InsertErrorKind, LoadError, UnknownPolicy};
 pub use expiry::Expiry;
 pub use iter::Iter;
 pub use policy::Policy;

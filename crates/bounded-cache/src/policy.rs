@@ -19,8 +19,10 @@
 //!   remembers 1.5 times as many keys as the shard holds (1x: 1 point lower on P3 at 20,000 entries;
 //!   2x and more: lower again).
 
+use std::str::FromStr;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::error::UnknownPolicy;
 use crate::shard::table_hash;
 use crate::slab::{NIL, Node, Slab};
 
@@ -36,7 +38,29 @@ pub enum Policy {
     S3Fifo,
 }
 
+impl FromStr for Policy {
+    type Err = UnknownPolicy;
+
+    /// `"lru"` or `"s3-fifo"` (also `"s3fifo"`), in any case.
+    fn from_str(name: &str) -> Result<Self, UnknownPolicy> {
+        match name.to_ascii_lowercase().as_str() {
+            "lru" => Ok(Policy::Lru),
+            "s3-fifo" | "s3fifo" | "s3_fifo" => Ok(Policy::S3Fifo),
+            _ => Err(UnknownPolicy(name.to_string())),
+        }
+    }
+}
+
 impl Policy {
+    /// The policy's name: `"lru"` or `"s3-fifo"` (what its `FromStr` and, with feature `serde`,
+    /// its serde form read).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Policy::Lru => "lru",
+            Policy::S3Fifo => "s3-fifo",
+        }
+    }
+
     /// Bytes this policy spends per entry beyond the shard's own bookkeeping (the S3-FIFO ghost).
     pub(crate) const fn extra_overhead(self) -> usize {
         match self {

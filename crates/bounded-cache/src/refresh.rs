@@ -77,7 +77,11 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn new(config: Config) -> Self {
-        Self { after: expiry::nanos(config.after), grace: expiry::nanos(config.grace), executor: config.executor }
+        Self {
+            after: expiry::nanos(config.after),
+            grace: expiry::nanos(config.grace),
+            executor: config.executor,
+        }
     }
 
     /// Whether entries keep a refresh time.
@@ -92,7 +96,13 @@ impl Settings {
     }
 
     /// When an entry written at `now` is due for a refresh (0: never).
-    pub(crate) fn refresh_at<K, V>(&self, key: &K, value: &V, hook: Option<&dyn Expiry<K, V>>, now: u64) -> u64 {
+    pub(crate) fn refresh_at<K, V>(
+        &self,
+        key: &K,
+        value: &V,
+        hook: Option<&dyn Expiry<K, V>>,
+        now: u64,
+    ) -> u64 {
         if !self.enabled() {
             return 0;
         }
@@ -108,9 +118,8 @@ impl Settings {
             Some(executor) => executor(job),
             None => {
                 // A thread that cannot be spawned drops the job: counted as a failed refresh.
-                let _ = std::thread::Builder::new()
-                    .name("bounded-cache-refresh".into())
-                    .spawn(move || job.run());
+                let _ =
+                    std::thread::Builder::new().name("bounded-cache-refresh".into()).spawn(move || job.run());
             }
         }
     }

@@ -196,12 +196,16 @@ fn listener_hears_size_evictions() {
 }
 
 #[test]
-fn insert_all_warms_and_returns_rejects() {
+fn insert_many_warms_and_returns_rejects_and_get_many_reads_in_order() {
     let cache: Cache<u32, Vec<u8>> = Cache::new(4096);
-    let rejected = cache.insert_all((0..10).map(|i| (i, vec![0u8; if i == 3 { 10_000 } else { 10 }])));
+    let rejected = cache.insert_many((0..10).map(|i| (i, vec![0u8; if i == 3 { 10_000 } else { 10 }])));
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].key, 3);
     assert_eq!(cache.len(), 9);
+    let got = cache.get_many(&[2, 3, 4]);
+    assert_eq!(got, [Some(vec![0u8; 10]), None, Some(vec![0u8; 10])]);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (2, 1), "each key counted as a get");
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //!   none is applied to a node that was freed or reused meanwhile;
 //! - the budget under concurrent inserts that evict across shards: never exceeded, and exact
 //!   once quiescent;
-//! - an invalidation racing a load: the load never stores over it.
+//! - an invalidation racing a load: the load never stores over it;
+//! - refresh-ahead: two readers of a due entry start one reload, and a write racing a reload
+//!   wins.
 //!
 //! Run with `scripts/loom.sh` (release with debug assertions, LOOM_MAX_PREEMPTIONS=2).
 #![cfg(bounded_cache_loom)]
@@ -21,9 +23,9 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::task::{Context, Poll};
 
 use bounded_cache::load::{Flight, Outcome};
-use bounded_cache::{Cache, Policy, UnitWeigher};
+use bounded_cache::{Cache, ManualClock, Policy, UnitWeigher};
 use loom::sync::Arc;
-use loom::sync::atomic::AtomicBool;
+use loom::sync::atomic::{AtomicBool, AtomicUsize};
 use loom::thread;
 
 fn value(o: Outcome<u32>) -> Option<u32> {
@@ -246,5 +248,61 @@ fn an_insert_racing_a_load_wins() {
         if during {
             assert_eq!(cache.get(&7), Some(99), "a load stored its value over a newer insert");
         }
+    });
+}
+
+/// A cache whose entries are due for a refresh 1 s after they are written, reloads run inline
+/// on the reading thread, and key 7 written (value 1) 2 s ago.
+fn due_entry() -> Cache<u64, u64, UnitWeigher, Det> {
+    let clock = ManualClock::new();
+    let cache = Cache::builder(0)
+        .max_entries(4)
+        .shards(1)
+        .hasher(Det::default())
+        .refresh_after(std::time::Duration::from_secs(1))
+        .refresh_executor(|refresh| refresh.run())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    cache.insert(7, 1).unwrap();
+    clock.advance(std::time::Duration::from_secs(2));
+    cache
+}
+
+#[test]
+fn two_readers_of_a_due_entry_start_one_reload() {
+    loom::model(|| {
+        let cache = due_entry();
+        let reloads = Arc::new(AtomicUsize::new(0));
+        let read = {
+            let (cache, reloads) = (cache.clone(), Arc::clone(&reloads));
+            move || {
+                cache.try_get_or_refresh_with(7, move || {
+                    reloads.fetch_add(1, SeqCst);
+                    Ok::<u64, ()>(2)
+                })
+            }
+        };
+        let other = thread::spawn(read.clone());
+        let mine = read();
+        let theirs = other.join().unwrap();
+        assert!(matches!(mine, Ok(1 | 2)) && matches!(theirs, Ok(1 | 2)));
+        assert_eq!(reloads.load(SeqCst), 1, "one reload per period");
+        assert_eq!(cache.get(&7), Some(2));
+    });
+}
+
+#[test]
+fn a_write_racing_a_reload_wins() {
+    loom::model(|| {
+        let cache = due_entry();
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.try_get_or_refresh_with(7, || Ok::<u64, ()>(70)))
+        };
+        cache.insert(7, 99).unwrap();
+        let read = reader.join().unwrap();
+        assert!(matches!(read, Ok(1 | 99)), "the reader serves what it finds, never waits");
+        assert_eq!(cache.get(&7), Some(99), "a reload stored its value over a newer write");
     });
 }

@@ -144,7 +144,10 @@ fn a_failing_reload_keeps_serving_until_the_entry_expires() {
     assert_eq!(cache.try_get_or_refresh_with(1, fail), Ok(1));
     assert_eq!(parked.len(), 0);
     clock.advance(6 * SEC);
-    assert_eq!(cache.try_get_or_refresh_with(1, || -> Result<u64, String> { panic!("loader panics") }), Ok(1));
+    assert_eq!(
+        cache.try_get_or_refresh_with(1, || -> Result<u64, String> { panic!("loader panics") }),
+        Ok(1)
+    );
     let panicked = catch_unwind(AssertUnwindSafe(|| parked.run_all()));
     assert!(panicked.is_err(), "the loader's panic reaches the executor");
     assert_eq!(cache.stats().refresh_failures, 2);
@@ -152,7 +155,10 @@ fn a_failing_reload_keeps_serving_until_the_entry_expires() {
     // Past the time to live the entry is gone: the next read loads on its own thread.
     clock.advance(9 * SEC);
     assert_eq!(cache.get(&1), None);
-    assert_eq!(cache.try_get_or_refresh_with(1, fail), Err(LoadError::Failed(Arc::new("backend down".into()))));
+    assert_eq!(
+        cache.try_get_or_refresh_with(1, fail),
+        Err(LoadError::Failed(Arc::new("backend down".into())))
+    );
     assert_eq!(cache.try_get_or_refresh_with(1, value(5)), Ok(5));
 }
 
