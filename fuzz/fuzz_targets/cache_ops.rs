@@ -13,6 +13,12 @@
 //! (exactly, in the LRU model) which entries a read keeps alive. Entries the cache's sweep has
 //! reclaimed must be expired ones. `compute` puts, removes or keeps, checked like the writes.
 //!
+//! Refreshing reads (`try_get_or_refresh_with`, entries due 4 ms after they are written) run
+//! their reload inline on a due hit; the reload's loader, like a load's, runs another operation
+//! first, so writes and invalidations race reloads as they race loads. The exact model keeps each
+//! entry's refresh time, checks that a read returns the value it found and that a reload stores
+//! its value only when nothing invalidated the key meanwhile and it succeeded.
+//!
 //! Loads run another operation from inside their loader, so every invalidation (remove, insert
 //! of the key, `invalidate_if`, clear, a smaller budget) races a load in flight, deterministically:
 //! the models check that the invalidated load's value is returned to its caller but never stored.
@@ -89,10 +95,21 @@ enum Op {
         len: u8,
         action: u8,
     },
+    /// `try_get_or_refresh_with`: a due hit reloads (inline), the reload's loader running
+    /// `during` first and then succeeding, failing or panicking by `fails % 3`; a miss loads.
+    Refresh {
+        key: u8,
+        len: u8,
+        during: Option<Box<Op>>,
+        fails: u8,
+    },
 }
 
 /// The caches' time to idle, in milliseconds.
 const TTI_MS: u64 = 8;
+
+/// The caches' refresh period, in milliseconds.
+const REFRESH_MS: u64 = 4;
 
 /// Milliseconds on the harness clock, in the cache's units: nanoseconds.
 fn ms(n: u64) -> u64 {
@@ -167,6 +184,9 @@ impl Harness {
             .shards(shards)
             .policy(policy)
             .time_to_idle(Duration::from_millis(TTI_MS))
+            .refresh_after(Duration::from_millis(REFRESH_MS))
+            // Inline, on the reading thread, before the read returns (see `refresh`).
+            .refresh_executor(|refresh| refresh.run())
             .clock(clock.clone())
             .weigher(weigher as fn(&u8, &Value) -> usize)
             .eviction_listener(move |_, _, _: RemovalCause| {
@@ -260,6 +280,41 @@ fn invalidates(op: &Op, key: u8, budget: u64) -> bool {
     }
 }
 
+/// A harness and its model, for a reload's loader, which must be `Send + 'static`.
+struct Models<M>(*mut Harness, *mut M);
+
+// SAFETY: the executor runs every reload inline, on the reading thread, before the read returns
+// (`Harness::new`); the pointers never leave that thread.
+unsafe impl<M> Send for Models<M> {}
+
+/// Runs a refreshing read of `key` whose reload (if it runs) calls `during(h, m)` first, then
+/// returns `value`, fails or panics by `fails % 3`; `None` if the call panicked.
+fn refresh<M: 'static>(
+    h: &mut Harness,
+    m: &mut M,
+    key: u8,
+    value: Value,
+    fails: u8,
+    during: impl FnOnce(&mut Harness, &mut M) + Send + 'static,
+) -> Option<Result<Value, LoadError<&'static str>>> {
+    let cache = h.cache.clone();
+    let models = Models(h, m);
+    may_panic(move || {
+        cache.try_get_or_refresh_with(key, move || {
+            let models = models;
+            // SAFETY: see `Models`: the reload runs inside this call, while the caller's `h` and
+            // `m` are not otherwise used, and the pointers come from those exclusive borrows.
+            let (h, m) = unsafe { (&mut *models.0, &mut *models.1) };
+            during(h, m);
+            match fails % 3 {
+                0 => Ok(value),
+                1 => Err("down"),
+                _ => panic!("fuzz panic: reload"),
+            }
+        })
+    })
+}
+
 // ----- the exact model: one LRU shard -----
 
 /// `now + span`, capped by `cap` unless that is 0 (none).
@@ -275,12 +330,14 @@ struct Entry {
     weight: u64,
     at: u64,
     cap: u64,
+    /// When a refreshing read reloads it.
+    refresh: u64,
 }
 
 impl Entry {
     fn new(key: u8, value: Value, weight: u64, now: u64, ttl: Option<u64>) -> Self {
         let cap = ttl.map_or(0, |t| now + t);
-        Entry { key, value, weight, at: capped(now, ms(TTI_MS), cap), cap }
+        Entry { key, value, weight, at: capped(now, ms(TTI_MS), cap), cap, refresh: now + ms(REFRESH_MS) }
     }
     fn live(&self, now: u64) -> bool {
         now < self.at
@@ -424,6 +481,44 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
             }
         }
         Op::Remove { key } => assert_eq!(h.cache.remove(key), m.remove(*key)),
+        Op::Refresh { key, len, during, fails } => {
+            let now = h.now();
+            if m.live(*key, now).is_none() {
+                // A miss loads on the caller's thread, as `try_get_or_insert_with`.
+                return exact(h, m, &Op::Load { key: *key, len: *len, during: during.clone() }, loading);
+            }
+            let old = m.get(*key, now).expect("live");
+            let entry = m.order.last_mut().expect("just read");
+            let due = entry.refresh <= now;
+            if due {
+                entry.refresh = now + ms(REFRESH_MS);
+            }
+            let value = h.value(*key, *len);
+            let weight = h.weight(*key, &value);
+            let budget = h.cache.budget();
+            // The `during` of a read run by a loader does not run.
+            let during = during.clone().filter(|_| loading.is_none());
+            let invalidated = during.as_ref().is_some_and(|d| invalidates(d, *key, budget));
+            let key = *key;
+            let ran = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&ran);
+            let got = refresh(h, m, key, value, *fails, move |h, m| {
+                flag.store(true, Ordering::Relaxed);
+                if let Some(d) = during {
+                    exact(h, m, &d, Some(key));
+                }
+            });
+            assert_eq!(ran.load(Ordering::Relaxed), due, "a reload runs exactly when the entry is due");
+            match got {
+                Some(got) => assert_eq!(got, Ok(old), "a hit returns what it found, reload or not"),
+                None => assert!(due && (fails % 3 == 2 || weight.is_none()), "only a reload panics"),
+            }
+            if due && fails % 3 == 0 && !invalidated {
+                if let Some(weight) = weight.filter(|&w| w <= m.budget) {
+                    m.insert(Entry::new(key, value, weight, h.now(), None));
+                }
+            }
+        }
         Op::Load { key, len, during } => {
             let value = h.value(*key, *len);
             if let Some(present) = m.get(*key, h.now()) {
@@ -612,6 +707,33 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
             h.cache.remove(key);
             v.remove(key);
         }
+        Op::Refresh { key, len, during, fails } => {
+            let now = h.now();
+            let Some(prior) = v.get(key).copied().filter(|e| e.live(now) && h.cache.peek(key).is_some()) else {
+                return valid(h, v, &Op::Load { key: *key, len: *len, during: during.clone() }, loading);
+            };
+            let value = h.value(*key, *len);
+            let during = during.clone().filter(|_| loading.is_none());
+            let key = *key;
+            let got = refresh(h, v, key, value, *fails, move |h, v| {
+                if let Some(d) = during {
+                    valid(h, v, &d, Some(key));
+                }
+            });
+            if let Some(got) = got {
+                assert_eq!(got, Ok(prior.value), "a hit returns the valid value it found");
+            }
+            match v.get_mut(&key) {
+                // The read restarted the idle time of the entry it found, if still there.
+                Some(e) if e.value == prior.value => e.at = capped(now, ms(TTI_MS), e.cap),
+                _ => {}
+            }
+            if h.cache.peek(&key) == Some(value) {
+                // The reload stored its value: a write, of a value nothing invalidated.
+                let weight = h.weight(key, &value).expect("stored, so weighed");
+                v.insert(key, Entry::new(key, value, weight, h.now(), None));
+            }
+        }
         Op::Load { key, len, during } => {
             let value = h.value(*key, *len);
             let budget = h.cache.budget();
@@ -706,7 +828,7 @@ fn narrow(op: &Op) -> Op {
         | Op::InsertTtl { key, .. }
         | Op::Peek { key }
         | Op::Compute { key, .. } => *key %= KEYS,
-        Op::Load { key, during, .. } => {
+        Op::Load { key, during, .. } | Op::Refresh { key, during, .. } => {
             *key %= KEYS;
             *during = during.as_ref().map(|d| Box::new(narrow(d)));
         }

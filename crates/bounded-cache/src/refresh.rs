@@ -29,6 +29,7 @@
 //! it and claims a reload as above (a stale entry is always due); every other read sees it as
 //! expired. A plain read that finds it leaves it in place for the refreshing reads.
 
+use std::borrow::Borrow;
 use std::fmt;
 #[cfg(feature = "tokio")]
 use std::future::{Future, poll_fn};
@@ -227,9 +228,10 @@ where
 {
     /// Registers the reload `claim` won, if the entry it saw is still there and nothing is in
     /// flight for the key.
-    fn start_refresh(&self, hash: u64, key: &K, claim: Claim) -> Option<Arc<Flight<V>>>
+    fn start_refresh<Q>(&self, hash: u64, key: &Q, claim: Claim) -> Option<Arc<Flight<V>>>
     where
-        K: Clone,
+        K: Borrow<Q>,
+        Q: Eq + ToOwned<Owned = K> + ?Sized,
         V: Clone,
     {
         let mut shard = self.cell(hash).write();
@@ -237,7 +239,7 @@ where
             return None;
         }
         let flight = Arc::new(Flight::new());
-        shard.register_flight(hash, key.clone(), Arc::clone(&flight));
+        shard.register_flight(hash, key.to_owned(), Arc::clone(&flight));
         self.counters.refreshes.fetch_add(1, Relaxed);
         Some(flight)
     }
@@ -313,17 +315,35 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        let inner = self.inner();
-        let hash = inner.hash(&key);
-        if let (Shared::Hit(value), claim) = inner.lookup_shared::<K, true>(hash, &key) {
-            if let Some(flight) = claim.and_then(|claim| inner.start_refresh(hash, &key, claim)) {
-                let reload = Reload { cache: self.clone(), hash, pending: Some((key, flight)) };
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(reload.run_async(load()));
-                }
-            }
+        let mut load = Some(load);
+        // `load` is taken by a reload only on a hit, and by the load below only on a miss.
+        if let Some(value) = self.hit_or_refresh(&key, || load.take().expect("unused")()) {
             return Ok(value);
         }
-        self.get_or_try_insert_with(key, load()).await
+        self.get_or_try_insert_with(key, load.take().expect("not taken on a miss")()).await
+    }
+
+    /// The hit path of [`get_or_try_refresh_with`](Self::get_or_try_refresh_with): the live (or
+    /// stale, within the grace) value of `key`, spawning `reload()` if it is due; `None` on a miss.
+    /// For the Redis tier's L1, whose misses go through its own fill.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn hit_or_refresh<Q, E, Fut>(&self, key: &Q, reload: impl FnOnce() -> Fut) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        E: Send + Sync + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let inner = self.inner();
+        let hash = inner.hash(key);
+        let (Shared::Hit(value), claim) = inner.lookup_shared::<Q, true>(hash, key) else { return None };
+        if let Some(flight) = claim.and_then(|claim| inner.start_refresh(hash, key, claim)) {
+            let job = Reload { cache: self.clone(), hash, pending: Some((key.to_owned(), flight)) };
+            // Outside a runtime the job is dropped: counted as a failed refresh.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(job.run_async(reload()));
+            }
+        }
+        Some(value)
     }
 }

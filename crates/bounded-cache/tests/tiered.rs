@@ -222,3 +222,48 @@ async fn an_invalidation_announced_during_a_load_keeps_the_loaded_value_out_of_l
     assert!(!a.l1_contains("k"), "A's L1 kept a value loaded before B's write");
     assert_eq!(a.get("k").await.as_deref(), Some("written"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l1_copies_are_refreshed_from_redis_in_the_background() {
+    let Some(url) = common::require_env("REDIS_URL") else { return };
+    let ns = common::namespace("refresh");
+    let pool = common::pool(&url).await;
+    let a: TieredCache<String> = common::builder(pool.clone(), &ns).build().await.unwrap();
+    // Every read of B's L1 copies is due (one reload at a time per key).
+    let b: TieredCache<String> = common::builder(pool.clone(), &ns)
+        .l1_refresh_after(Duration::from_nanos(1))
+        .build()
+        .await
+        .unwrap();
+    a.insert("k", "v1".to_string()).await;
+    assert_eq!(b.get("k").await.as_deref(), Some("v1"));
+    assert!(b.l1_contains("k"));
+
+    // Redis changes under B with no announcement (a stored value copied over the key): only a
+    // refresh can bring it to B's L1.
+    a.insert("other", "v2".to_string()).await;
+    let mut conn = pool.get().await.unwrap();
+    let raw: Vec<u8> = redis::cmd("GET").arg(a.redis_key("other")).query_async(&mut *conn).await.unwrap();
+    let () = redis::cmd("SET").arg(a.redis_key("k")).arg(raw).query_async(&mut *conn).await.unwrap();
+    drop(conn);
+
+    // The read that finds the copy due returns it at once; the reload replaces it.
+    assert_eq!(b.get("k").await.as_deref(), Some("v1"), "served from L1, not waiting for Redis");
+    let refreshed = common::eventually_async(Duration::from_secs(2), || async {
+        b.stats().l1.refreshes >= 1 && b.get("k").await.as_deref() == Some("v2")
+    })
+    .await;
+    assert!(refreshed.is_some(), "B's copy was not refreshed: {}", b.stats());
+    let l2_hits = b.stats().l2_hits;
+    assert!(l2_hits >= 2, "the reloads read Redis: {l2_hits}");
+
+    // A key gone from Redis: the reload fails, the copy stays (until l1_ttl) and is counted.
+    let mut conn = pool.get().await.unwrap();
+    let () = redis::cmd("DEL").arg(a.redis_key("k")).query_async(&mut *conn).await.unwrap();
+    drop(conn);
+    let failed = common::eventually_async(Duration::from_secs(2), || async {
+        b.get("k").await.as_deref() == Some("v2") && b.stats().l1.refresh_failures >= 1
+    })
+    .await;
+    assert!(failed.is_some(), "{}", b.stats());
+}

@@ -24,6 +24,7 @@ pub struct TieredBuilder<V, C = MsgPack> {
     weigher: ValueWeigher<V>,
     l1_budget: u64,
     l1_ttl: Option<Duration>,
+    l1_refresh: Option<Duration>,
     policy: Policy,
     l2_ttl: Duration,
     l2_timeout: Duration,
@@ -43,6 +44,7 @@ impl<V, C: std::fmt::Debug> std::fmt::Debug for TieredBuilder<V, C> {
             .field("version", &self.version)
             .field("l1_budget", &self.l1_budget)
             .field("l1_ttl", &self.l1_ttl)
+            .field("l1_refresh_after", &self.l1_refresh)
             .field("l2_ttl", &self.l2_ttl)
             .field("codec", &self.codec)
             .field("mac", &self.mac)
@@ -75,6 +77,7 @@ impl<V: 'static> TieredCache<V> {
             weigher: Arc::new(weigher),
             l1_budget: 64 << 20,
             l1_ttl: Some(Duration::from_secs(300)),
+            l1_refresh: None,
             policy: Policy::Lru,
             l2_ttl: Duration::from_secs(3600),
             l2_timeout: Duration::from_millis(100),
@@ -101,6 +104,18 @@ impl<V, C> TieredBuilder<V, C> {
     /// the module docs).
     pub fn l1_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.l1_ttl = ttl;
+        self
+    }
+
+    /// Refreshes L1 copies from Redis in the background once they are `refresh` old (default:
+    /// never), as [`CacheBuilder::refresh_after`](crate::CacheBuilder::refresh_after) does: the
+    /// first read of a due copy returns it at once and spawns one read of the key from Redis,
+    /// whose value replaces the copy unless the key is written or invalidated meanwhile. Make it
+    /// shorter than [`l1_ttl`](Self::l1_ttl), so that a key read often is always served from L1.
+    /// A key gone from Redis (or Redis unreachable) leaves the copy to expire, counted in the L1
+    /// statistics' `refresh_failures`.
+    pub fn l1_refresh_after(mut self, refresh: Duration) -> Self {
+        self.l1_refresh = Some(refresh);
         self
     }
 
@@ -168,6 +183,7 @@ impl<V, C> TieredBuilder<V, C> {
             weigher: self.weigher,
             l1_budget: self.l1_budget,
             l1_ttl: self.l1_ttl,
+            l1_refresh: self.l1_refresh,
             policy: self.policy,
             l2_ttl: self.l2_ttl,
             l2_timeout: self.l2_timeout,
@@ -203,6 +219,9 @@ where
             .weigher(weigh::<V> as fn(&String, &Weighed<V>) -> usize);
         if let Some(ttl) = self.l1_ttl {
             l1 = l1.time_to_live(ttl);
+        }
+        if let Some(refresh) = self.l1_refresh {
+            l1 = l1.refresh_after(refresh);
         }
         let namespace = format!("{}:v{}", self.prefix, self.version);
         let inner = Arc::new(Inner {

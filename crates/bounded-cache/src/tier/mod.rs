@@ -242,13 +242,10 @@ where
     pub async fn get(&self, key: &str) -> Option<V> {
         let inner = &self.inner;
         for attempt in 0..2 {
-            let fill = async {
-                match inner.l2_get(key).await {
-                    Some(value) => Ok(inner.weighed(value)),
-                    None => Err(NotInL2),
-                }
+            let entry = match inner.l1.hit_or_refresh(key, || self.reload(key)) {
+                Some(entry) => entry,
+                None => inner.l1.get_or_try_insert_with_ref(key, self.reload(key)).await.ok()?,
             };
-            let entry = inner.l1.get_or_try_insert_with_ref(key, fill).await.ok()?;
             if attempt == 1 || !inner.drop_if_expired(key, &entry) {
                 return Some(entry.value);
             }
@@ -291,12 +288,26 @@ where
                 inner.write_loaded(key, &value, epochs).await;
                 Ok(inner.weighed(value))
             };
-            let entry = inner.l1.get_or_try_insert_with_ref(key, fill).await?;
+            let entry = match inner.l1.hit_or_refresh(key, || self.reload(key)) {
+                Some(entry) => entry,
+                None => inner.l1.get_or_try_insert_with_ref(key, fill).await?,
+            };
             if attempt == 1 || !inner.drop_if_expired(key, &entry) {
                 return Ok(entry.value);
             }
         }
         unreachable!("the second attempt returns")
+    }
+
+    /// Reads `key` from Redis into an L1 entry: an L1 fill, or a background refresh of a copy.
+    fn reload(&self, key: &str) -> impl Future<Output = Result<Weighed<V>, NotInL2>> + Send + 'static {
+        let (inner, key) = (Arc::clone(&self.inner), key.to_string());
+        async move {
+            match inner.l2_get(&key).await {
+                Some(value) => Ok(inner.weighed(value)),
+                None => Err(NotInL2),
+            }
+        }
     }
 
     /// Writes `value` to both tiers and tells the other instances to drop their copy. If Redis
