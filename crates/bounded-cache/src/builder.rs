@@ -146,6 +146,26 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
     /// `contains`, iteration, the `get_or_insert_with` family) see it as expired, and it is
     /// reclaimed once the grace is over. Costs 8 bytes per entry (shared with
     /// [`refresh_after`](Self::refresh_after)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bounded_cache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder(1 << 20)
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .stale_while_revalidate(Duration::from_secs(10))
+    ///     .refresh_executor(drop) // never reload, for this example
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// cache.insert(1, 100).unwrap();
+    /// clock.advance(Duration::from_secs(65));
+    /// assert_eq!(cache.get(&1), None, "expired for plain reads");
+    /// assert_eq!(cache.try_get_or_refresh_with(1, || Ok::<_, ()>(101)), Ok(100), "served stale");
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(cache.try_get_or_refresh_with(1, || Ok::<_, ()>(102)), Ok(102), "grace over: loaded");
+    /// # Ok::<(), bounded_cache::ConfigError>(())
+    /// ```
     pub fn stale_while_revalidate(mut self, grace: Duration) -> Self {
         self.refresh.grace = Some(grace);
         self
