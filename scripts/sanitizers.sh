@@ -27,7 +27,7 @@ thread() {
     export TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1}"
     sanitized thread -p leanrt-objpool --test pool --test stress --test lifecycle --test async_create --test async_reset
     sanitized thread -p leanrt-connpool --test pool --test stress --test burst --test cancel --test lifecycle
-    sanitized thread -p bounded-cache --test cache --test stress --test invalidation --test reentrant --test panics --test expiry --test compute
+    sanitized thread -p bounded-cache --test cache --test stress --test invalidation --test reentrant --test panics --test expiry --test compute --test refresh
     sanitized thread -p streamproc --lib --test process --test inputs
 }
 

@@ -139,6 +139,11 @@ impl<K, V, W, S> Cache<K, V, W, S> {
     pub(crate) fn inner(&self) -> &Inner<K, V, W, S> {
         &self.inner
     }
+
+    /// A weak handle to the cache's state (for reloads queued elsewhere, `refresh.rs`).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner<K, V, W, S>> {
+        Arc::downgrade(&self.inner)
+    }
 }
 
 impl<K, V, W, S> Cache<K, V, W, S>

@@ -36,7 +36,7 @@ use std::future::{Future, poll_fn};
 use std::hash::{BuildHasher, Hash};
 #[cfg(feature = "tokio")]
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -158,6 +158,10 @@ pub(crate) struct Claim {
 
 /// A registered reload not yet run: running it leads the flight; dropping it ends the flight
 /// without a value (counted as a failed refresh).
+///
+/// It holds the cache weakly: a reload queued on an executor does not keep a dropped cache alive
+/// (nor, through the executor the cache owns, itself: a queue of reloads inside the executor
+/// would otherwise be a reference cycle). A reload whose cache is gone does nothing.
 struct Reload<K, V, W, S>
 where
     K: Hash + Eq,
@@ -165,7 +169,7 @@ where
     S: BuildHasher,
     V: Clone,
 {
-    cache: Cache<K, V, W, S>,
+    cache: Weak<Inner<K, V, W, S>>,
     hash: u64,
     pending: Option<(K, Arc<Flight<V>>)>,
 }
@@ -177,13 +181,14 @@ where
     S: BuildHasher,
     V: Clone,
 {
-    fn take(&mut self) -> (K, Lead<'_, K, V, W, S>) {
-        let (key, flight) = self.pending.take().expect("a reload runs once");
-        (key, Lead::refresh(self.cache.inner(), self.hash, flight))
+    fn new(cache: &Cache<K, V, W, S>, hash: u64, key: K, flight: Arc<Flight<V>>) -> Self {
+        Self { cache: cache.downgrade(), hash, pending: Some((key, flight)) }
     }
 
     fn run<E: Send + Sync + 'static>(mut self, load: impl FnOnce() -> Result<V, E>) {
-        let (key, lead) = self.take();
+        let Some(inner) = self.cache.upgrade() else { return };
+        let (key, flight) = self.pending.take().expect("a reload runs once");
+        let lead = Lead::refresh(&inner, self.hash, flight);
         let result = {
             let _loading = Loading::enter(lead.flight());
             load()
@@ -194,7 +199,9 @@ where
 
     #[cfg(feature = "tokio")]
     async fn run_async<E: Send + Sync + 'static>(mut self, load: impl Future<Output = Result<V, E>>) {
-        let (key, lead) = self.take();
+        let Some(inner) = self.cache.upgrade() else { return };
+        let (key, flight) = self.pending.take().expect("a reload runs once");
+        let lead = Lead::refresh(&inner, self.hash, flight);
         let mut load = pin!(load);
         let result = poll_fn(|cx| {
             let _loading = Loading::enter(lead.flight());
@@ -213,9 +220,9 @@ where
     V: Clone,
 {
     fn drop(&mut self) {
-        if let Some((_, flight)) = self.pending.take() {
+        if let (Some((_, flight)), Some(inner)) = (self.pending.take(), self.cache.upgrade()) {
             // The lead's drop ends the flight as abandoned and counts the failure.
-            drop(Lead::refresh(self.cache.inner(), self.hash, flight));
+            drop(Lead::refresh(&inner, self.hash, flight));
         }
     }
 }
@@ -293,7 +300,7 @@ where
         let hash = inner.hash(&key);
         if let (Shared::Hit(value), claim) = inner.lookup_shared::<K, true>(hash, &key) {
             if let Some(flight) = claim.and_then(|claim| inner.start_refresh(hash, &key, claim)) {
-                let reload = Reload { cache: self.clone(), hash, pending: Some((key, flight)) };
+                let reload = Reload::new(self, hash, key, flight);
                 inner.refresh.execute(Refresh { job: Box::new(move || reload.run(load)) });
             }
             return Ok(value);
@@ -338,7 +345,7 @@ where
         let hash = inner.hash(key);
         let (Shared::Hit(value), claim) = inner.lookup_shared::<Q, true>(hash, key) else { return None };
         if let Some(flight) = claim.and_then(|claim| inner.start_refresh(hash, key, claim)) {
-            let job = Reload { cache: self.clone(), hash, pending: Some((key.to_owned(), flight)) };
+            let job = Reload::new(self, hash, key.to_owned(), flight);
             // Outside a runtime the job is dropped: counted as a failed refresh.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(job.run_async(reload()));

@@ -12,6 +12,9 @@ use bounded_cache::{Cache, ConfigError, Expiry, LoadError, ManualClock, Refresh}
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// Concurrent readers of one due entry (fewer under Miri, which runs them one at a time).
+const READERS: usize = if cfg!(miri) { 8 } else { 64 };
+
 /// Reloads handed to the executor, not yet run.
 #[derive(Clone, Default)]
 struct Parked(Arc<Mutex<Vec<Refresh>>>);
@@ -61,8 +64,8 @@ fn one_reload_per_key_per_period_under_64_readers_who_never_wait() {
     let loads = Arc::new(AtomicUsize::new(0));
     for round in 1..=3u64 {
         clock.advance(11 * SEC);
-        let barrier = Arc::new(Barrier::new(64));
-        let readers: Vec<_> = (0..64)
+        let barrier = Arc::new(Barrier::new(READERS));
+        let readers: Vec<_> = (0..READERS)
             .map(|_| {
                 let (cache, barrier, loads) = (cache.clone(), barrier.clone(), loads.clone());
                 thread::spawn(move || {
@@ -78,7 +81,7 @@ fn one_reload_per_key_per_period_under_64_readers_who_never_wait() {
             // The reload is parked, not run: every reader got the current value without it.
             assert_eq!(reader.join().unwrap(), Ok(round));
         }
-        assert_eq!(parked.len(), 1, "round {round}: one reload for 64 readers of a due entry");
+        assert_eq!(parked.len(), 1, "round {round}: one reload for {READERS} readers of a due entry");
         assert_eq!(loads.load(Ordering::SeqCst), (round - 1) as usize);
         assert_eq!(parked.run_all(), 1);
         assert_eq!(cache.get(&7), Some(round + 1), "the reload replaced the value");
@@ -367,4 +370,29 @@ async fn async_reloads_are_spawned_and_readers_never_wait() {
         yields += 1;
     }
     assert_eq!(cache.stats().refreshes, 1);
+}
+
+#[test]
+fn a_queued_reload_does_not_keep_a_dropped_cache_alive() {
+    let clock = ManualClock::new();
+    let parked = Parked::default();
+    let cache: Cache<u32, Arc<u64>> = {
+        let parked = parked.clone();
+        Cache::builder(1 << 20)
+            .refresh_after(10 * SEC)
+            .refresh_executor(move |r| parked.0.lock().unwrap().push(r))
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let value = Arc::new(1);
+    cache.insert(1, Arc::clone(&value)).unwrap();
+    clock.advance(11 * SEC);
+    cache.try_get_or_refresh_with(1, || Ok::<_, String>(Arc::new(2))).unwrap();
+    assert_eq!(parked.len(), 1);
+    // The executor (and its queue) belongs to the cache; the queued reload must not hold the
+    // cache in return, or neither would ever be freed.
+    drop(cache);
+    assert_eq!(Arc::strong_count(&value), 1, "the cache and its entries were dropped");
+    assert_eq!(parked.run_all(), 1, "a reload whose cache is gone runs as a no-op");
 }

@@ -82,14 +82,14 @@ impl<T> Slot<T> {
     }
 
     /// Gives up ownership, leaving the slot in state `to` (`IDLE`, `FRESH` or `EMPTY`), ordered before
-    /// the caller's later loads as [`sync::release_seq_cst`] describes.
+    /// the caller's later loads as [`sync::release_light`] describes.
     ///
     /// # Safety
     /// The caller owns the slot; `to` is `IDLE` exactly when the slot holds an object.
     #[inline]
     pub(crate) unsafe fn release(&self, to: u64) {
         debug_assert_eq!(self.state(), BUSY);
-        sync::release_seq_cst(&self.state, BUSY ^ to);
+        sync::release_light(&self.state, BUSY ^ to);
     }
 
     /// The slot's state, for statistics and assertions (`FRESH` reads as `IDLE`).

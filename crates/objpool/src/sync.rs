@@ -10,7 +10,7 @@ mod imp {
     use std::time::Instant;
 
     pub(crate) use std::sync::Arc;
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::thread::Thread;
 
     /// A mutex whose `lock` cannot fail (no poisoning).
@@ -48,14 +48,18 @@ mod imp {
         }
     }
 
-    /// Flips the `flip` bits of `atomic`, then orders that write before every later load of
-    /// this thread against the `SeqCst` fence of another thread (the returner's half of the
-    /// Dekker pattern in `shared.rs`). A `SeqCst` RMW does both in one locked instruction on
-    /// x86-64, where a write followed by `fence(SeqCst)` costs an extra `mfence`.
+    /// Flips the `flip` bits of `atomic`, which only this thread writes now (the owner of a
+    /// `BUSY` slot), with a release store, then runs the light barrier: the returner's half of
+    /// the Dekker pattern in `shared.rs`, ordering the store before this thread's later loads
+    /// against another thread's [`heavy_barrier`]. No locked instruction.
     #[inline(always)]
-    pub(crate) fn release_seq_cst(atomic: &AtomicU64, flip: u64) {
-        atomic.fetch_xor(flip, Ordering::SeqCst);
+    pub(crate) fn release_light(atomic: &AtomicU64, flip: u64) {
+        let current = atomic.load(Ordering::Relaxed);
+        atomic.store(current ^ flip, Ordering::Release);
+        light_barrier();
     }
+
+    pub(crate) use super::barrier::{heavy_barrier, init_barriers, light_barrier};
 
     std::thread_local! {
         static SCAN_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -106,13 +110,19 @@ mod imp {
         loom::thread::park();
     }
 
-    /// loom treats `SeqCst` accesses as `AcqRel` but models `SeqCst` fences exactly, so the
-    /// model uses the fence form, which the C++20 memory model makes equivalent to the
-    /// `SeqCst` RMW of the real build.
-    pub(crate) fn release_seq_cst(atomic: &AtomicU64, flip: u64) {
+    /// The models check the Dekker pattern with `SeqCst` fences on both sides (loom models
+    /// fences exactly); the real build's light barrier is only a compiler fence, made sound by
+    /// `membarrier(2)` in the heavy one, which loom cannot model.
+    pub(crate) fn release_light(atomic: &AtomicU64, flip: u64) {
         atomic.fetch_xor(flip, Ordering::Release);
         fence(Ordering::SeqCst);
     }
+
+    pub(crate) fn heavy_barrier() {
+        fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn init_barriers() {}
 
     pub(crate) fn scan_hint() -> usize {
         0
@@ -122,3 +132,93 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// The asymmetric barrier pair of the Dekker pattern in `shared.rs`: a light one for the hot
+/// side (returns) and a heavy one for the rare side (the first waiter, a close, a shrink).
+///
+/// With `membarrier(2)`'s private expedited command (Linux 4.14 and later), the heavy barrier
+/// makes every running thread of the process execute a full memory barrier before it returns,
+/// so the light one need only keep the compiler from reordering. Elsewhere both are `SeqCst`
+/// fences. The choice is made once per process, by the first pool built ([`init_barriers`]),
+/// before any pool exists to use the barriers: every thread that uses a pool reads the mode
+/// after that (the pool reaches it through a synchronising hand-off), and the mode never
+/// changes again, so the two sides never disagree.
+#[cfg(not(objpool_loom))]
+mod barrier {
+    use std::sync::atomic::{AtomicU8, Ordering, compiler_fence, fence};
+
+    const UNSET: u8 = 0;
+    const MEMBARRIER: u8 = 1;
+    const FENCES: u8 = 2;
+
+    static MODE: AtomicU8 = AtomicU8::new(UNSET);
+
+    /// Chooses the barriers, once per process.
+    pub(crate) fn init_barriers() {
+        if MODE.load(Ordering::Relaxed) == UNSET {
+            let mode = if membarrier::register() { MEMBARRIER } else { FENCES };
+            // Racing first builds: the first choice stands (registering twice is harmless).
+            let _ = MODE.compare_exchange(UNSET, mode, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// The hot side: a compiler fence under `membarrier`, else a `SeqCst` fence (also before
+    /// the mode is chosen, which is always sound).
+    #[inline(always)]
+    pub(crate) fn light_barrier() {
+        if MODE.load(Ordering::Relaxed) == MEMBARRIER {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    /// The rare side.
+    #[cold]
+    pub(crate) fn heavy_barrier() {
+        if MODE.load(Ordering::Relaxed) == MEMBARRIER {
+            membarrier::private_expedited();
+        } else {
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    #[cfg(all(target_os = "linux", not(miri)))]
+    mod membarrier {
+        const QUERY: libc::c_int = 0;
+        const PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+        const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+        fn call(cmd: libc::c_int) -> libc::c_long {
+            // SAFETY: membarrier(2) takes a command and flags, reads and writes no memory of
+            // ours, and reports failure (unknown command, not registered) in its result.
+            unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint, 0 as libc::c_int) }
+        }
+
+        /// Registers the process for the private expedited command; false if the kernel lacks it.
+        pub(super) fn register() -> bool {
+            let supported = call(QUERY);
+            supported >= 0
+                && supported & libc::c_long::from(PRIVATE_EXPEDITED) != 0
+                && call(REGISTER_PRIVATE_EXPEDITED) == 0
+        }
+
+        pub(super) fn private_expedited() {
+            // Registered (the mode says so), the command cannot fail; if it ever did, light
+            // barriers would be unsound, so fail loudly.
+            let result = call(PRIVATE_EXPEDITED);
+            assert_eq!(result, 0, "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed");
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    mod membarrier {
+        pub(super) fn register() -> bool {
+            false
+        }
+
+        pub(super) fn private_expedited() {
+            unreachable!("membarrier is never chosen here")
+        }
+    }
+}
