@@ -26,8 +26,8 @@ pub struct Pool<T> {
 }
 
 /// A direct pointer to the slots of `shared`, one dependent load closer to the objects than
-/// going through the `Arc`. After a return's locked instruction the next get waits for every
-/// load on its path, so each hop saved is a few cycles off a get-and-return of ~20.
+/// going through the `Arc`: each hop saved is a few cycles off a get-and-return that costs one
+/// locked instruction (the get's claim) and a few loads.
 ///
 /// # Safety
 /// Points into the `Box` of slots owned by the `Shared` that the same `Pool` keeps alive;
