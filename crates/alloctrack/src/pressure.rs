@@ -1,6 +1,9 @@
 //! Memory-pressure callbacks: sample memory use against a limit, call back on level changes.
 
+use std::cell::Cell;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -175,7 +178,9 @@ impl PressureMonitorBuilder {
                 thresholds,
                 source,
                 level: Mutex::new(Level::Normal),
+                delivery: Mutex::new(()),
                 callbacks: RwLock::new(Vec::new()),
+                panics: AtomicU64::new(0),
             }),
         })
     }
@@ -220,7 +225,38 @@ struct Shared {
     thresholds: Thresholds,
     source: Source,
     level: Mutex<Level>,
+    /// Held by a check from its sample to the end of its delivery, so that events reach the
+    /// callbacks in the order of the changes.
+    delivery: Mutex<()>,
     callbacks: RwLock<Vec<Callback>>,
+    /// Callback calls that panicked (contained).
+    panics: AtomicU64,
+}
+
+std::thread_local! {
+    /// Set while this thread delivers an event: a check from inside a callback must not wait
+    /// for its own delivery to end.
+    static DELIVERING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as delivering while it lives.
+struct Delivering;
+
+impl Delivering {
+    fn enter() -> Self {
+        DELIVERING.with(|d| d.set(true));
+        Delivering
+    }
+
+    fn active() -> bool {
+        DELIVERING.with(Cell::get)
+    }
+}
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        DELIVERING.with(|d| d.set(false));
+    }
 }
 
 /// Samples memory use against a limit and calls registered callbacks when the level changes
@@ -263,8 +299,11 @@ impl PressureMonitor {
         PressureMonitorBuilder { limit, warning: 0.80, critical: 0.95, hysteresis: 0.05, source: Source::LiveBytes }
     }
 
-    /// Registers a callback, called on the checking thread at every change of level. It must
-    /// not call [`check`](Self::check) itself.
+    /// Registers a callback, called on the checking thread at every change of level, in the
+    /// order of the changes (a check waits for an earlier check's delivery to end). A panic in
+    /// a callback is caught and counted ([`callback_panics`](Self::callback_panics)); the other
+    /// callbacks, and the monitor's thread, go on. A [`check`](Self::check) from inside a
+    /// callback returns the current level without sampling.
     pub fn on_pressure(&self, callback: impl Fn(&PressureEvent) + Send + Sync + 'static) {
         self.shared.callbacks.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(callback));
     }
@@ -274,9 +313,18 @@ impl PressureMonitor {
         *self.shared.level.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Callback calls that panicked since the monitor was built.
+    pub fn callback_panics(&self) -> u64 {
+        self.shared.panics.load(Ordering::Relaxed)
+    }
+
     /// Samples memory use now, moves to the new level and calls the callbacks if it changed.
     pub fn check(&self) -> Level {
+        if Delivering::active() {
+            return self.level();
+        }
         let shared = &*self.shared;
+        let _delivery = shared.delivery.lock().unwrap_or_else(|e| e.into_inner());
         let used = shared.source.sample();
         let ratio = used as f64 / shared.limit as f64;
         let event = {
@@ -289,8 +337,11 @@ impl PressureMonitor {
             PressureEvent { level: *level, previous, used, limit: shared.limit }
         };
         let callbacks = shared.callbacks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let _delivering = Delivering::enter();
         for callback in callbacks {
-            callback(&event);
+            if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
+                shared.panics.fetch_add(1, Ordering::Relaxed);
+            }
         }
         event.level
     }

@@ -111,3 +111,81 @@ fn live_bytes_drive_a_pressure_monitor() {
     assert_eq!(monitor.check(), Level::Normal);
     assert_eq!(*events.lock().unwrap(), [(Level::Normal, Level::Warning), (Level::Warning, Level::Normal)]);
 }
+
+#[test]
+fn a_panicking_callback_is_contained_and_the_monitor_thread_goes_on() {
+    let used = Arc::new(AtomicU64::new(0));
+    let monitor = monitor(&used);
+    monitor.on_pressure(|e| {
+        if e.level == Level::Warning {
+            panic!("callback panics on warning");
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    monitor.on_pressure(move |e| tx.lock().unwrap().send(e.level).unwrap());
+    let _thread = monitor.spawn(Duration::from_millis(1));
+    used.store(900, Ordering::SeqCst);
+    let wait = Duration::from_secs(10);
+    assert_eq!(rx.recv_timeout(wait), Ok(Level::Warning), "the callback after the panicking one ran");
+    used.store(990, Ordering::SeqCst);
+    assert_eq!(rx.recv_timeout(wait), Ok(Level::Critical), "the monitor thread survived the panic");
+    assert_eq!(monitor.callback_panics(), 1);
+}
+
+#[test]
+fn events_are_delivered_in_the_order_of_the_changes() {
+    let used = Arc::new(AtomicU64::new(900));
+    let monitor = monitor(&used);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, go_rx) = (Mutex::new(entered_tx), Mutex::new(go_rx));
+    let seen = events.clone();
+    monitor.on_pressure(move |e| {
+        if e.level == Level::Warning {
+            // The first change's delivery stalls here until the test lets it go on.
+            entered_tx.lock().unwrap().send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+        seen.lock().unwrap().push((e.previous, e.level));
+    });
+    let first = {
+        let monitor = monitor.clone();
+        std::thread::spawn(move || monitor.check())
+    };
+    entered.recv().unwrap();
+    // A second change while the first is being delivered.
+    used.store(990, Ordering::SeqCst);
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let second = {
+        let monitor = monitor.clone();
+        std::thread::spawn(move || {
+            let level = monitor.check();
+            done_tx.send(()).unwrap();
+            level
+        })
+    };
+    // If the second check can deliver while the first is still delivering, let it finish first.
+    let _ = done.recv_timeout(Duration::from_millis(500));
+    go.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), Level::Warning);
+    assert_eq!(second.join().unwrap(), Level::Critical);
+    assert_eq!(
+        *events.lock().unwrap(),
+        [(Level::Normal, Level::Warning), (Level::Warning, Level::Critical)],
+        "each event follows the one before"
+    );
+}
+
+#[test]
+fn a_callback_may_check_without_deadlocking() {
+    let used = Arc::new(AtomicU64::new(900));
+    let monitor = monitor(&used);
+    let inner = monitor.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    monitor.on_pressure(move |e| record.lock().unwrap().push((e.level, inner.check())));
+    assert_eq!(monitor.check(), Level::Warning);
+    assert_eq!(*seen.lock().unwrap(), [(Level::Warning, Level::Warning)]);
+}

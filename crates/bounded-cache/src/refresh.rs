@@ -36,8 +36,8 @@ use std::future::{Future, poll_fn};
 use std::hash::{BuildHasher, Hash};
 #[cfg(feature = "tokio")]
 use std::pin::pin;
-use std::sync::{Arc, Weak};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::cache::{Cache, Inner, Shared};

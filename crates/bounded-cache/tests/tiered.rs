@@ -230,11 +230,8 @@ async fn l1_copies_are_refreshed_from_redis_in_the_background() {
     let pool = common::pool(&url).await;
     let a: TieredCache<String> = common::builder(pool.clone(), &ns).build().await.unwrap();
     // Every read of B's L1 copies is due (one reload at a time per key).
-    let b: TieredCache<String> = common::builder(pool.clone(), &ns)
-        .l1_refresh_after(Duration::from_nanos(1))
-        .build()
-        .await
-        .unwrap();
+    let b: TieredCache<String> =
+        common::builder(pool.clone(), &ns).l1_refresh_after(Duration::from_nanos(1)).build().await.unwrap();
     a.insert("k", "v1".to_string()).await;
     assert_eq!(b.get("k").await.as_deref(), Some("v1"));
     assert!(b.l1_contains("k"));
