@@ -26,6 +26,7 @@ not_under_loom! {
     mod scope;
     mod snapshot;
     mod thread;
+    mod track;
 
     pub use allocator::Tracking;
     pub use pressure::{
@@ -37,6 +38,7 @@ not_under_loom! {
     pub use scope::{Scope, ScopeStats, assert_max_allocs, assert_no_alloc, measure};
     pub use snapshot::{Snapshot, snapshot};
     pub use thread::MAX_THREADS;
+    pub use track::{Tracked, track};
 }
 
 /// The allocator [`global_allocator!`] installs: [`Tracking`] over dhat's allocator with the

@@ -62,7 +62,7 @@ impl fmt::Display for ScopeStats {
     }
 }
 
-fn counts() -> Counts {
+pub(crate) fn counts() -> Counts {
     assert!(
         installed(),
         "alloctrack: no allocation has gone through alloctrack::Tracking; install it with \
@@ -89,7 +89,12 @@ impl Scope {
 
     /// What the current thread allocated since [`start`](Self::start).
     pub fn stats(&self) -> ScopeStats {
-        let d = counts().since(self.start);
+        counts().since(self.start).into()
+    }
+}
+
+impl From<Counts> for ScopeStats {
+    fn from(d: Counts) -> Self {
         ScopeStats {
             allocations: d.allocations,
             deallocations: d.deallocations,
@@ -97,6 +102,17 @@ impl Scope {
             bytes_allocated: d.bytes_allocated,
             bytes_freed: d.bytes_freed,
         }
+    }
+}
+
+impl ScopeStats {
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: ScopeStats) {
+        self.allocations += other.allocations;
+        self.deallocations += other.deallocations;
+        self.reallocations += other.reallocations;
+        self.bytes_allocated += other.bytes_allocated;
+        self.bytes_freed += other.bytes_freed;
     }
 }
 
