@@ -19,6 +19,7 @@ mod sync;
 
 not_under_loom! {
     mod allocator;
+    mod cgroup;
     #[cfg(feature = "dhat")]
     mod profile;
     mod pressure;
@@ -29,6 +30,7 @@ not_under_loom! {
     mod track;
 
     pub use allocator::Tracking;
+    pub use cgroup::{Cgroup, CgroupVersion};
     pub use pressure::{
         Level, MonitorThread, PressureConfigError, PressureEvent, PressureMonitor, PressureMonitorBuilder, Source,
     };

@@ -8,6 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::cgroup::Cgroup;
+
 /// How close memory use is to the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
@@ -29,6 +31,9 @@ pub enum Source {
     Rss,
     /// The larger of the two.
     Max,
+    /// A cgroup's working set (its usage minus the inactive file cache the kernel reclaims
+    /// first), the figure a container's memory limit is enforced against.
+    Cgroup(Cgroup),
     /// Any other figure, such as a cache's own weighed size.
     Custom(Arc<dyn Fn() -> u64 + Send + Sync>),
 }
@@ -39,6 +44,7 @@ impl fmt::Debug for Source {
             Self::LiveBytes => f.write_str("LiveBytes"),
             Self::Rss => f.write_str("Rss"),
             Self::Max => f.write_str("Max"),
+            Self::Cgroup(cgroup) => f.debug_tuple("Cgroup").field(&cgroup.dir()).finish(),
             Self::Custom(_) => f.write_str("Custom(..)"),
         }
     }
@@ -50,6 +56,7 @@ impl Source {
             Self::LiveBytes => crate::snapshot().live_bytes,
             Self::Rss => crate::rss_bytes().unwrap_or(0),
             Self::Max => crate::snapshot().live_bytes.max(crate::rss_bytes().unwrap_or(0)),
+            Self::Cgroup(cgroup) => cgroup.working_set().unwrap_or(0),
             Self::Custom(sample) => sample(),
         }
     }
@@ -91,6 +98,9 @@ pub enum PressureConfigError {
     },
     /// The hysteresis was negative or not below the warning threshold.
     Hysteresis(f64),
+    /// [`PressureMonitor::detect`] found no limit: no cgroup memory limit and no
+    /// `/proc/meminfo`.
+    NoLimit,
 }
 
 impl fmt::Display for PressureConfigError {
@@ -104,6 +114,10 @@ impl fmt::Display for PressureConfigError {
             Self::WarningNotBelowCritical { warning, critical } => write!(
                 f,
                 "invalid pressure monitor: the warning threshold {warning} is not below the critical threshold {critical}"
+            ),
+            Self::NoLimit => f.write_str(
+                "invalid pressure monitor: no memory limit found (no cgroup limit, no /proc/meminfo); \
+                 give one to PressureMonitor::builder",
             ),
             Self::Hysteresis(value) => write!(
                 f,
@@ -294,6 +308,33 @@ impl fmt::Debug for PressureMonitor {
 }
 
 impl PressureMonitor {
+    /// A builder for where the process runs: inside a cgroup with a memory limit (a container,
+    /// a systemd unit with `MemoryMax`), that limit against the cgroup's working set
+    /// ([`Source::Cgroup`]); elsewhere the machine's memory against the process's RSS
+    /// ([`Source::Rss`]). Thresholds and the rest can still be set on the builder.
+    ///
+    /// # Errors
+    /// [`PressureConfigError::NoLimit`] where neither can be read (other systems than Linux).
+    pub fn detect() -> Result<PressureMonitorBuilder, PressureConfigError> {
+        if let Some(cgroup) = Cgroup::detect() {
+            if let Ok(Some(limit)) = cgroup.limit() {
+                return Ok(Self::builder(limit).source(Source::Cgroup(cgroup)));
+            }
+        }
+        let total = crate::rss::total_memory().ok_or(PressureConfigError::NoLimit)?;
+        Ok(Self::builder(total).source(Source::Rss))
+    }
+
+    /// The limit the monitor measures against, in bytes.
+    pub fn limit(&self) -> u64 {
+        self.shared.limit
+    }
+
+    /// What the monitor measures.
+    pub fn source(&self) -> &Source {
+        &self.shared.source
+    }
+
     /// A builder for a monitor with a limit of `limit` bytes.
     pub fn builder(limit: u64) -> PressureMonitorBuilder {
         PressureMonitorBuilder { limit, warning: 0.80, critical: 0.95, hysteresis: 0.05, source: Source::LiveBytes }

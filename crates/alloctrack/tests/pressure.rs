@@ -189,3 +189,44 @@ fn a_callback_may_check_without_deadlocking() {
     assert_eq!(monitor.check(), Level::Warning);
     assert_eq!(*seen.lock().unwrap(), [(Level::Warning, Level::Warning)]);
 }
+
+#[test]
+fn a_cgroup_source_reads_the_working_set_against_its_limit() {
+    let dir = std::env::temp_dir().join(format!("alloctrack-pressure-cgroup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |file: &str, text: &str| std::fs::write(dir.join(file), text).unwrap();
+    write("memory.max", "1000\n");
+    write("memory.current", "700\n");
+    write("memory.stat", "inactive_file 100\n");
+    let cgroup = alloctrack::Cgroup::at(&dir, alloctrack::CgroupVersion::V2);
+    let limit = cgroup.limit().unwrap().unwrap();
+    let monitor = PressureMonitor::builder(limit).source(Source::Cgroup(cgroup)).build().unwrap();
+    assert_eq!(monitor.check(), Level::Normal, "600 of 1000: the inactive cache does not count");
+    write("memory.current", "1000\n");
+    assert_eq!(monitor.check(), Level::Warning, "900 of 1000");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn detect_uses_the_cgroup_limit_or_else_the_machine() {
+    let monitor = PressureMonitor::detect().unwrap().build().unwrap();
+    match alloctrack::Cgroup::detect() {
+        Some(cgroup) => {
+            assert!(cgroup.working_set().unwrap() > 0, "this process is in {cgroup:?}");
+            match cgroup.limit().unwrap() {
+                Some(limit) => {
+                    assert_eq!(monitor.limit(), limit);
+                    assert!(matches!(monitor.source(), Source::Cgroup(_)));
+                }
+                None => assert!(matches!(monitor.source(), Source::Rss), "no cgroup limit: RSS"),
+            }
+        }
+        None => assert!(matches!(monitor.source(), Source::Rss)),
+    }
+    if matches!(monitor.source(), Source::Rss) {
+        // The machine's memory: more than this process's RSS.
+        assert!(monitor.limit() > alloctrack::rss_bytes().unwrap());
+    }
+    monitor.check();
+}
