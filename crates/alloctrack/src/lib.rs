@@ -26,6 +26,8 @@ not_under_loom! {
     mod rss;
     mod scope;
     mod snapshot;
+    #[cfg(feature = "tracing")]
+    mod spans;
     mod thread;
     mod track;
 
@@ -40,6 +42,8 @@ not_under_loom! {
     pub use scope::{Scope, ScopeStats, assert_max_allocs, assert_no_alloc, measure};
     pub use snapshot::{Snapshot, snapshot};
     pub use thread::MAX_THREADS;
+    #[cfg(feature = "tracing")]
+    pub use spans::SpanAllocations;
     pub use track::{Tracked, track};
 }
 
