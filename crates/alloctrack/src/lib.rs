@@ -25,6 +25,8 @@ not_under_loom! {
     mod pressure;
     mod rss;
     mod scope;
+    #[cfg(feature = "tower")]
+    mod requests;
     mod snapshot;
     #[cfg(feature = "tracing")]
     mod spans;
@@ -42,6 +44,8 @@ not_under_loom! {
     pub use scope::{Scope, ScopeStats, assert_max_allocs, assert_no_alloc, measure};
     pub use snapshot::{Snapshot, snapshot};
     pub use thread::MAX_THREADS;
+    #[cfg(feature = "tower")]
+    pub use requests::{RequestAllocations, RouteAllocations, TrackRequests, TrackedResponse};
     #[cfg(feature = "tracing")]
     pub use spans::SpanAllocations;
     pub use track::{Tracked, track};

@@ -44,6 +44,13 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
+    /// The sum of two sets of counts.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn plus(mut self, other: Counts) -> Counts {
+        self.add(other);
+        self
+    }
+
     pub(crate) fn since(self, earlier: Counts) -> Counts {
         Counts {
             allocations: self.allocations.wrapping_sub(earlier.allocations),

@@ -26,7 +26,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::registry::Counts;
 use crate::scope::ScopeStats;
-use crate::thread::{installed, own_counts};
+use crate::thread::counts_if_measured;
 
 /// A `tracing-subscriber` layer that charges each allocation to the span the allocating thread
 /// is in (the innermost one), and keeps totals per span name.
@@ -106,10 +106,6 @@ impl SpanAllocations {
         self.lock().entry(name).or_default().add(counts.into());
     }
 
-    /// The thread's counters, if it can be measured.
-    fn now() -> Option<Counts> {
-        if installed() { own_counts() } else { None }
-    }
 }
 
 impl<S> Layer<S> for SpanAllocations
@@ -117,7 +113,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let (Some(span), Some(now)) = (ctx.span(id), Self::now()) else { return };
+        let (Some(span), Some(now)) = (ctx.span(id), counts_if_measured()) else { return };
         let key = self.key();
         let enclosing = STACK.with(|stack| {
             let stack = stack.borrow();
@@ -130,7 +126,7 @@ where
             stack.borrow_mut().push(Frame { layer: key, id: id.clone(), name: span.name(), start: now });
         });
         // Start after the bookkeeping above, which is charged to nobody.
-        if let Some(start) = Self::now() {
+        if let Some(start) = counts_if_measured() {
             STACK.with(|stack| {
                 if let Some(frame) = stack.borrow_mut().last_mut() {
                     frame.start = start;
@@ -140,7 +136,7 @@ where
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        let Some(now) = Self::now() else { return };
+        let Some(now) = counts_if_measured() else { return };
         let key = self.key();
         let frame = STACK.with(|stack| {
             let mut stack = stack.borrow_mut();
@@ -150,7 +146,7 @@ where
         let Some(frame) = frame else { return };
         self.charge(frame.name, now.since(frame.start));
         // The enclosing span resumes now.
-        if let Some(resume) = Self::now() {
+        if let Some(resume) = counts_if_measured() {
             STACK.with(|stack| {
                 if let Some(frame) = stack.borrow_mut().iter_mut().rev().find(|f| f.layer == key) {
                     frame.start = resume;

@@ -100,6 +100,12 @@ fn claim(current: usize) -> Option<&'static Slot> {
 }
 
 /// The calling thread's own counters, or `None` if it shares the overflow slot.
+/// The calling thread's counters if they can be read: the tracking allocator is installed and
+/// the thread has a slot of its own. For layers that skip what they cannot measure.
+pub(crate) fn counts_if_measured() -> Option<Counts> {
+    if installed() { own_counts() } else { None }
+}
+
 pub(crate) fn own_counts() -> Option<Counts> {
     let mut counts = None;
     with_slot(|slot| counts = Some(slot.counts()), |_| {});

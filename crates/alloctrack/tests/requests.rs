@@ -1,0 +1,102 @@
+//! Allocations per request and route (feature `tower`).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use alloctrack::{RequestAllocations, Tracking};
+use tower_layer::Layer;
+use tower_service::Service;
+
+#[global_allocator]
+static GLOBAL: Tracking = Tracking::system();
+
+/// Pending once, then ready.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.0, true) { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+type Response = Pin<Box<dyn Future<Output = Result<usize, ()>> + Send>>;
+
+/// Allocates 10 bytes and its boxed response future in `call`, then `n` bytes in the response
+/// future before and after an await: `n` is the request body.
+#[derive(Clone)]
+struct Handler;
+
+impl Service<http::Request<usize>> for Handler {
+    type Response = usize;
+    type Error = ();
+    type Future = Pin<Box<dyn Future<Output = Result<usize, ()>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<usize>) -> Self::Future {
+        black_box(vec![0u8; 10]);
+        let n = *request.body();
+        Box::pin(async move {
+            let first = black_box(vec![0u8; n]);
+            YieldOnce(false).await;
+            let second = black_box(vec![0u8; n]);
+            Ok(first.len() + second.len())
+        })
+    }
+}
+
+fn poll(response: &mut Response) -> Poll<Result<usize, ()>> {
+    response.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+}
+
+fn request(path: &str, n: usize) -> http::Request<usize> {
+    http::Request::builder().uri(path).body(n).unwrap()
+}
+
+#[test]
+fn each_request_is_measured_across_threads_and_summed_per_route() {
+    let layer = RequestAllocations::new();
+    let mut service = layer.layer(Handler);
+    for (path, n) in [("/a", 100), ("/b", 1000), ("/a", 200)] {
+        let mut response: Response = Box::pin(service.call(request(path, n)));
+        assert!(poll(&mut response).is_pending());
+        // The rest of the request is handled on another thread.
+        let done = std::thread::spawn(move || poll(&mut response)).join().unwrap();
+        assert_eq!(done, Poll::Ready(Ok(2 * n)));
+    }
+    let routes = layer.snapshot();
+    assert_eq!(
+        routes.iter().map(|(route, _)| route.as_str()).collect::<Vec<_>>(),
+        ["/b", "/a"],
+        "most bytes first"
+    );
+    let (_, b) = &routes[0];
+    // Per request: 10 bytes and the boxed response future (40 bytes) in `call`, then 2 x n.
+    assert_eq!((b.requests, b.allocated.allocations, b.allocated.bytes_allocated), (1, 4, 2050));
+    let (_, a) = &routes[1];
+    assert_eq!((a.requests, a.allocated.allocations, a.allocated.bytes_allocated), (2, 8, 700));
+    assert_eq!(a.bytes_per_request(), 350.0);
+}
+
+#[test]
+fn routes_can_be_named_by_the_caller_and_unfinished_requests_are_not_recorded() {
+    let layer =
+        RequestAllocations::new().route_with(|head| head.uri.path().rsplit_once('/').unwrap().0.to_string());
+    let mut service = layer.layer(Handler);
+    for id in 0..3 {
+        let mut response: Response = Box::pin(service.call(request(&format!("/users/{id}"), 8)));
+        assert!(poll(&mut response).is_pending());
+        if id < 2 {
+            assert!(poll(&mut response).is_ready());
+        }
+        // The third is dropped unfinished (a client gone): not recorded.
+    }
+    let routes = layer.snapshot();
+    assert_eq!(routes.len(), 1);
+    assert_eq!((routes[0].0.as_str(), routes[0].1.requests), ("/users", 2));
+}
