@@ -102,6 +102,7 @@ fn claim(current: usize) -> Option<&'static Slot> {
 /// The calling thread's own counters, or `None` if it shares the overflow slot.
 /// The calling thread's counters if they can be read: the tracking allocator is installed and
 /// the thread has a slot of its own. For layers that skip what they cannot measure.
+#[cfg(any(feature = "tracing", feature = "tower"))]
 pub(crate) fn counts_if_measured() -> Option<Counts> {
     if installed() { own_counts() } else { None }
 }

@@ -77,7 +77,7 @@ fn trackers_nest() {
 
 #[test]
 fn a_future_that_allocates_nothing_reports_nothing() {
-    let mut tracked = Box::pin(track(async { YieldOnce(false).await }));
+    let mut tracked = Box::pin(track(YieldOnce(false)));
     assert!(poll_once(tracked.as_mut()).is_pending());
     let Poll::Ready(((), stats)) = poll_once(tracked.as_mut()) else { panic!() };
     assert_eq!(stats, alloctrack::ScopeStats::default());
