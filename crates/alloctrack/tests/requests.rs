@@ -1,26 +1,19 @@
 //! Allocations per request and route (feature `tower`).
 
+mod support;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use alloctrack::{RequestAllocations, Tracking};
+use support::{YieldOnce, poll_once};
 use tower_layer::Layer;
 use tower_service::Service;
 
 #[global_allocator]
 static GLOBAL: Tracking = Tracking::system();
-
-/// Pending once, then ready.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) { Poll::Ready(()) } else { Poll::Pending }
-    }
-}
 
 type Response = Pin<Box<dyn Future<Output = Result<usize, ()>> + Send>>;
 
@@ -43,7 +36,7 @@ impl Service<http::Request<usize>> for Handler {
         let n = *request.body();
         Box::pin(async move {
             let first = black_box(vec![0u8; n]);
-            YieldOnce(false).await;
+            YieldOnce::new().await;
             let second = black_box(vec![0u8; n]);
             Ok(first.len() + second.len())
         })
@@ -51,7 +44,7 @@ impl Service<http::Request<usize>> for Handler {
 }
 
 fn poll(response: &mut Response) -> Poll<Result<usize, ()>> {
-    response.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    poll_once(response.as_mut())
 }
 
 fn request(path: &str, n: usize) -> http::Request<usize> {

@@ -1,11 +1,14 @@
 //! Allocations per tracing span (feature `tracing`).
 
+mod support;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
 use alloctrack::{SpanAllocations, Tracking};
+use support::{YieldOnce, poll_once};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -50,22 +53,10 @@ fn each_allocation_is_charged_to_the_innermost_span_once() {
     assert_eq!(layer.snapshot()[0].0, "request", "largest first");
 }
 
-/// Pending once, then ready.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) { Poll::Ready(()) } else { Poll::Pending }
-    }
-}
-
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn poll(task: &mut Task, dispatch: &tracing::Dispatch) -> Poll<()> {
-    tracing::dispatcher::with_default(dispatch, || {
-        task.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-    })
+    tracing::dispatcher::with_default(dispatch, || poll_once(task.as_mut()))
 }
 
 #[test]
@@ -76,7 +67,7 @@ fn an_instrumented_future_is_followed_across_threads() {
     let mut task: Task = Box::pin(
         async {
             black_box(vec![0u8; 64]);
-            YieldOnce(false).await;
+            YieldOnce::new().await;
             black_box(vec![0u8; 128]);
         }
         .instrument(span),

@@ -1,39 +1,21 @@
 //! Per-future accounting: what a future allocates in its polls, on whichever threads poll it.
 
-use std::future::Future;
+mod support;
+
 use std::hint::black_box;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
 use alloctrack::{Tracking, track};
+use support::{YieldOnce, poll_once};
 
 #[global_allocator]
 static GLOBAL: Tracking = Tracking::system();
-
-/// Pending once, then ready: an await point.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            Poll::Pending
-        }
-    }
-}
-
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
-}
 
 #[test]
 fn a_future_polled_on_two_threads_reports_what_it_allocated_on_both() {
     let mut tracked = Box::pin(track(async {
         let first = black_box(vec![0u8; 100]);
-        YieldOnce(false).await;
+        YieldOnce::new().await;
         let second = black_box(vec![0u8; 200]);
         first.len() + second.len()
     }));
@@ -62,7 +44,7 @@ fn trackers_nest() {
         let own = black_box(vec![0u8; 64]);
         let (kept, inner) = track(async {
             let v = black_box(vec![0u8; 1000]);
-            YieldOnce(false).await;
+            YieldOnce::new().await;
             v
         })
         .await;
@@ -77,7 +59,7 @@ fn trackers_nest() {
 
 #[test]
 fn a_future_that_allocates_nothing_reports_nothing() {
-    let mut tracked = Box::pin(track(YieldOnce(false)));
+    let mut tracked = Box::pin(track(YieldOnce::new()));
     assert!(poll_once(tracked.as_mut()).is_pending());
     let Poll::Ready(((), stats)) = poll_once(tracked.as_mut()) else { panic!() };
     assert_eq!(stats, alloctrack::ScopeStats::default());

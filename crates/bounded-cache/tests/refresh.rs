@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use bounded_cache::{Cache, ConfigError, Expiry, LoadError, ManualClock, Refresh};
+use bounded_cache::{Cache, CacheBuilder, ConfigError, Expiry, LoadError, ManualClock, Refresh};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -24,6 +24,14 @@ impl Parked {
         self.0.lock().unwrap().len()
     }
 
+    /// A builder whose reloads are parked here, on `clock`.
+    fn builder<V>(&self, clock: &ManualClock) -> CacheBuilder<u32, V> {
+        let parked = self.clone();
+        Cache::builder(1 << 20)
+            .refresh_executor(move |r| parked.0.lock().unwrap().push(r))
+            .clock(clock.clone())
+    }
+
     /// Runs every parked reload on this thread.
     fn run_all(&self) -> usize {
         let parked: Vec<_> = std::mem::take(&mut *self.0.lock().unwrap());
@@ -36,14 +44,7 @@ impl Parked {
 }
 
 fn refreshing(clock: &ManualClock, ttl: Duration, refresh: Duration, parked: &Parked) -> Cache<u32, u64> {
-    let parked = parked.clone();
-    Cache::builder(1 << 20)
-        .time_to_live(ttl)
-        .refresh_after(refresh)
-        .refresh_executor(move |r| parked.0.lock().unwrap().push(r))
-        .clock(clock.clone())
-        .build()
-        .unwrap()
+    parked.builder(clock).time_to_live(ttl).refresh_after(refresh).build().unwrap()
 }
 
 fn value(v: u64) -> impl FnOnce() -> Result<u64, String> + Send + 'static {
@@ -206,16 +207,8 @@ fn the_default_executor_reloads_on_another_thread() {
 fn stale_while_revalidate_serves_an_expired_value_while_one_reload_runs() {
     let clock = ManualClock::new();
     let parked = Parked::default();
-    let cache: Cache<u32, u64> = {
-        let parked = parked.clone();
-        Cache::builder(1 << 20)
-            .time_to_live(10 * SEC)
-            .stale_while_revalidate(5 * SEC)
-            .refresh_executor(move |r| parked.0.lock().unwrap().push(r))
-            .clock(clock.clone())
-            .build()
-            .unwrap()
-    };
+    let cache: Cache<u32, u64> =
+        parked.builder(&clock).time_to_live(10 * SEC).stale_while_revalidate(5 * SEC).build().unwrap();
     cache.try_get_or_refresh_with(1, value(1)).unwrap();
     cache.try_get_or_refresh_with(2, value(1)).unwrap();
     clock.advance(9 * SEC);
@@ -248,17 +241,13 @@ fn stale_while_revalidate_serves_an_expired_value_while_one_reload_runs() {
 fn stale_entries_past_their_grace_are_not_served() {
     let clock = ManualClock::new();
     let parked = Parked::default();
-    let cache: Cache<u32, u64> = {
-        let parked = parked.clone();
-        Cache::builder(1 << 20)
-            .time_to_live(10 * SEC)
-            .refresh_after(4 * SEC)
-            .stale_while_revalidate(2 * SEC)
-            .refresh_executor(move |r| parked.0.lock().unwrap().push(r))
-            .clock(clock.clone())
-            .build()
-            .unwrap()
-    };
+    let cache: Cache<u32, u64> = parked
+        .builder(&clock)
+        .time_to_live(10 * SEC)
+        .refresh_after(4 * SEC)
+        .stale_while_revalidate(2 * SEC)
+        .build()
+        .unwrap();
     cache.try_get_or_refresh_with(1, value(1)).unwrap();
     clock.advance(5 * SEC);
     assert_eq!(cache.try_get_or_refresh_with(1, value(2)), Ok(1));
@@ -292,16 +281,8 @@ fn the_expiry_hook_sets_refresh_per_entry() {
     }
     let clock = ManualClock::new();
     let parked = Parked::default();
-    let cache: Cache<u32, u64> = {
-        let parked = parked.clone();
-        Cache::builder(1 << 20)
-            .refresh_after(10 * SEC)
-            .expiry(NeverRefreshZero)
-            .refresh_executor(move |r| parked.0.lock().unwrap().push(r))
-            .clock(clock.clone())
-            .build()
-            .unwrap()
-    };
+    let cache: Cache<u32, u64> =
+        parked.builder(&clock).refresh_after(10 * SEC).expiry(NeverRefreshZero).build().unwrap();
     cache.try_get_or_refresh_with(1, value(0)).unwrap();
     cache.try_get_or_refresh_with(2, value(1)).unwrap();
     clock.advance(11 * SEC);
@@ -376,15 +357,7 @@ async fn async_reloads_are_spawned_and_readers_never_wait() {
 fn a_queued_reload_does_not_keep_a_dropped_cache_alive() {
     let clock = ManualClock::new();
     let parked = Parked::default();
-    let cache: Cache<u32, Arc<u64>> = {
-        let parked = parked.clone();
-        Cache::builder(1 << 20)
-            .refresh_after(10 * SEC)
-            .refresh_executor(move |r| parked.0.lock().unwrap().push(r))
-            .clock(clock.clone())
-            .build()
-            .unwrap()
-    };
+    let cache: Cache<u32, Arc<u64>> = parked.builder(&clock).refresh_after(10 * SEC).build().unwrap();
     let value = Arc::new(1);
     cache.insert(1, Arc::clone(&value)).unwrap();
     clock.advance(11 * SEC);
