@@ -1,4 +1,4 @@
-//! `bounded-cache` against moka, quick_cache and lru (behind a mutex).
+//! `bounded-cache` against moka, quick_cache, TinyUFO (fast and compact) and lru (behind a mutex).
 //!
 //! - `cache-zipf-read`: every operation is a get; keys drawn Zipf(1.0) from 1,000,000; the cache
 //!   holds 100,000 entries (about 10% of the keys), filled beforehand with the 100,000 most popular.
@@ -61,6 +61,17 @@ impl Bench for quick_cache::sync::Cache<u64, u64> {
     }
 }
 
+impl Bench for tinyufo::TinyUfo<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        tinyufo::TinyUfo::get(self, &key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        self.put(key, value, 1);
+    }
+}
+
 impl Bench for parking_lot::Mutex<lru::LruCache<u64, u64>> {
     #[inline]
     fn get(&self, key: u64) -> Option<u64> {
@@ -88,6 +99,10 @@ fn implementations() -> Vec<Make> {
         ("ours-s3fifo", || ours(Policy::S3Fifo)),
         ("moka", || Box::new(moka::sync::Cache::<u64, u64>::new(CAPACITY))),
         ("quick_cache", || Box::new(quick_cache::sync::Cache::<u64, u64>::new(CAPACITY as usize))),
+        ("tinyufo", || Box::new(tinyufo::TinyUfo::<u64, u64>::new(CAPACITY as usize, CAPACITY as usize))),
+        ("tinyufo-compact", || {
+            Box::new(tinyufo::TinyUfo::<u64, u64>::new_compact(CAPACITY as usize, CAPACITY as usize))
+        }),
         ("lru", || {
             Box::new(parking_lot::Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(CAPACITY as usize).unwrap(),

@@ -71,6 +71,21 @@ fn main() {
         |c, k| c.insert(k, k),
         |c| c.len() as u64,
     );
+    for (name, compact) in [("tinyufo", false), ("tinyufo-compact", true)] {
+        measure(
+            name,
+            n,
+            || {
+                let n = n as usize;
+                if compact { tinyufo::TinyUfo::<u64, u64>::new_compact(n, n) } else { tinyufo::TinyUfo::new(n, n) }
+            },
+            |c, k| {
+                c.put(k, k, 1);
+            },
+            // TinyUFO keeps no count: the keys it still holds.
+            |c| (0..2 * n).filter(|k| c.get(k).is_some()).count() as u64,
+        );
+    }
     measure(
         "lru",
         n,

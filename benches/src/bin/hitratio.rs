@@ -138,6 +138,18 @@ impl Replay for Quick {
     }
 }
 
+/// TinyUFO weighs entries in `u16`: it runs on the traces that count entries only.
+struct Ufo(tinyufo::TinyUfo<u64, ()>);
+impl Replay for Ufo {
+    fn touch(&mut self, key: u64, _: u32) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.put(key, (), 1);
+        false
+    }
+}
+
 struct Lru(lru::LruCache<u64, ()>);
 impl Replay for Lru {
     fn touch(&mut self, key: u64, _: u32) -> bool {
@@ -182,6 +194,9 @@ fn implementations(capacity: u64, sized: bool) -> Vec<(&'static str, Box<dyn Rep
         ("quick_cache", Box::new(Quick(quick))),
     ];
     if !sized {
+        let entries = capacity as usize;
+        all.push(("tinyufo", Box::new(Ufo(tinyufo::TinyUfo::new(entries, entries)))));
+        all.push(("tinyufo-compact", Box::new(Ufo(tinyufo::TinyUfo::new_compact(entries, entries)))));
         let cap = std::num::NonZeroUsize::new(capacity as usize).expect("capacity above zero");
         all.push(("lru (exact LRU)", Box::new(Lru(lru::LruCache::new(cap)))));
     }
