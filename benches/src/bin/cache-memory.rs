@@ -77,7 +77,11 @@ fn main() {
             n,
             || {
                 let n = n as usize;
-                if compact { tinyufo::TinyUfo::<u64, u64>::new_compact(n, n) } else { tinyufo::TinyUfo::new(n, n) }
+                if compact {
+                    tinyufo::TinyUfo::<u64, u64>::new_compact(n, n)
+                } else {
+                    tinyufo::TinyUfo::new(n, n)
+                }
             },
             |c, k| {
                 c.put(k, k, 1);
