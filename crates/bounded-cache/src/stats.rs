@@ -98,7 +98,8 @@ pub struct Stats {
     /// entry kept its value.
     pub refresh_failures: u64,
     /// Expired values served by refreshing reads while a reload ran (see
-    /// [`CacheBuilder::stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate)).
+    /// [`CacheBuilder::stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate));
+    /// each is counted in `hits` too.
     pub stale_served: u64,
     /// Live entries.
     pub entries: u64,
