@@ -13,11 +13,13 @@
 //! (exactly, in the LRU model) which entries a read keeps alive. Entries the cache's sweep has
 //! reclaimed must be expired ones. `compute` puts, removes or keeps, checked like the writes.
 //!
-//! Refreshing reads (`try_get_or_refresh_with`, entries due 4 ms after they are written) run
-//! their reload inline on a due hit; the reload's loader, like a load's, runs another operation
-//! first, so writes and invalidations race reloads as they race loads. The exact model keeps each
-//! entry's refresh time, checks that a read returns the value it found and that a reload stores
-//! its value only when nothing invalidated the key meanwhile and it succeeded.
+//! Refreshing reads (`try_get_or_refresh_with`, entries due 4 ms after they are written, served
+//! stale for 3 ms after they expire) run their reload inline on a due or stale hit; the reload's
+//! loader, like a load's, runs another operation first, so writes and invalidations race reloads
+//! as they race loads. The exact model keeps each entry's refresh time and grace, checks that a
+//! read returns the value it found (stale within the grace), that a reload stores its value only
+//! when nothing invalidated the key meanwhile and it succeeded, and that the cache reclaims only
+//! entries past their grace.
 //!
 //! Loads run another operation from inside their loader, so every invalidation (remove, insert
 //! of the key, `invalidate_if`, clear, a smaller budget) races a load in flight, deterministically:
@@ -111,6 +113,9 @@ const TTI_MS: u64 = 8;
 /// The caches' refresh period, in milliseconds.
 const REFRESH_MS: u64 = 4;
 
+/// The caches' stale-while-revalidate grace, in milliseconds.
+const GRACE_MS: u64 = 3;
+
 /// Milliseconds on the harness clock, in the cache's units: nanoseconds.
 fn ms(n: u64) -> u64 {
     n * 1_000_000
@@ -185,6 +190,7 @@ impl Harness {
             .policy(policy)
             .time_to_idle(Duration::from_millis(TTI_MS))
             .refresh_after(Duration::from_millis(REFRESH_MS))
+            .stale_while_revalidate(Duration::from_millis(GRACE_MS))
             // Inline, on the reading thread, before the read returns (see `refresh`).
             .refresh_executor(|refresh| refresh.run())
             .clock(clock.clone())
@@ -342,6 +348,11 @@ impl Entry {
     fn live(&self, now: u64) -> bool {
         now < self.at
     }
+    /// Expired past the grace in which a refreshing read may still serve it: the cache reclaims
+    /// it when it meets it.
+    fn reclaimable(&self, now: u64) -> bool {
+        now >= self.at + ms(GRACE_MS)
+    }
 }
 
 struct Lru {
@@ -371,19 +382,27 @@ impl Lru {
         self.used += entry.weight;
         true
     }
-    /// The entry of `key` if live; an expired one is removed, as the cache does when it meets it.
-    fn live(&mut self, key: u8, now: u64) -> Option<usize> {
+    /// The entry of `key` if live. An expired one is removed, as a compute does when it meets
+    /// it (`stale_too`), or else only once past its grace, as a read does.
+    fn live_or_reclaim(&mut self, key: u8, now: u64, stale_too: bool) -> Option<usize> {
         let i = self.pos(key)?;
-        if self.order[i].live(now) {
+        let e = self.order[i];
+        if e.live(now) {
             Some(i)
         } else {
-            self.remove(key);
+            if stale_too || e.reclaimable(now) {
+                self.remove(key);
+            }
             None
         }
     }
+    /// The entry of `key` if live, for a compute (see [`Lru::live_or_reclaim`]).
+    fn live(&mut self, key: u8, now: u64) -> Option<usize> {
+        self.live_or_reclaim(key, now, true)
+    }
     /// A read: the entry becomes the most recent and its idle time restarts.
     fn get(&mut self, key: u8, now: u64) -> Option<Value> {
-        let i = self.live(key, now)?;
+        let i = self.live_or_reclaim(key, now, false)?;
         let mut e = self.order.remove(i);
         e.at = capped(now, ms(TTI_MS), e.cap);
         self.order.push(e);
@@ -398,12 +417,12 @@ impl Lru {
         self.used -= e.weight;
         Some(e.value)
     }
-    /// Drops the entries the cache no longer has, which must all have expired (reclaimed by its
-    /// sweep).
+    /// Drops the entries the cache no longer has, which must all have expired past their grace
+    /// (reclaimed by its sweep).
     fn reap(&mut self, cache_keys: &[u8], now: u64) {
         for e in self.order.clone() {
             if !cache_keys.contains(&e.key) {
-                assert!(!e.live(now), "the cache dropped live entry {e:?}");
+                assert!(e.reclaimable(now), "the cache dropped entry {e:?}, live or within its grace");
                 self.remove(e.key);
             }
         }
@@ -483,11 +502,28 @@ fn exact(h: &mut Harness, m: &mut Lru, op: &Op, loading: Option<u8>) {
         Op::Remove { key } => assert_eq!(h.cache.remove(key), m.remove(*key)),
         Op::Refresh { key, len, during, fails } => {
             let now = h.now();
-            if m.live(*key, now).is_none() {
-                // A miss loads on the caller's thread, as `try_get_or_insert_with`.
-                return exact(h, m, &Op::Load { key: *key, len: *len, during: during.clone() }, loading);
-            }
-            let old = m.get(*key, now).expect("live");
+            let stale = m.pos(*key).is_some_and(|i| !m.order[i].live(now) && !m.order[i].reclaimable(now));
+            let old = if stale {
+                // Within the grace: served as it is (the policy sees a use, its deadline does
+                // not move) and always due.
+                let i = m.pos(*key).expect("present");
+                let e = m.order.remove(i);
+                m.order.push(e);
+                e.value
+            } else {
+                match m.get(*key, now) {
+                    Some(value) => value,
+                    // A miss loads on the caller's thread, as `try_get_or_insert_with`.
+                    None => {
+                        return exact(
+                            h,
+                            m,
+                            &Op::Load { key: *key, len: *len, during: during.clone() },
+                            loading,
+                        );
+                    }
+                }
+            };
             let entry = m.order.last_mut().expect("just read");
             let due = entry.refresh <= now;
             if due {
@@ -709,7 +745,8 @@ fn valid(h: &mut Harness, v: &mut Valid, op: &Op, loading: Option<u8>) {
         }
         Op::Refresh { key, len, during, fails } => {
             let now = h.now();
-            let Some(prior) = v.get(key).copied().filter(|e| e.live(now) && h.cache.peek(key).is_some()) else {
+            let Some(prior) = v.get(key).copied().filter(|e| e.live(now) && h.cache.peek(key).is_some())
+            else {
                 return valid(h, v, &Op::Load { key: *key, len: *len, during: during.clone() }, loading);
             };
             let value = h.value(*key, *len);
@@ -858,7 +895,7 @@ fuzz_target!(|input: Input| {
         assert_eq!(h.cache.weighed_size(), model.used);
         h.reconcile();
     }
-    let expired = model.order.iter().filter(|e| !e.live(h.now())).count();
+    let expired = model.order.iter().filter(|e| e.reclaimable(h.now())).count();
     assert_eq!(h.cache.purge_expired(), expired);
     h.reconcile();
 
