@@ -139,10 +139,11 @@ pub(crate) use imp::*;
 /// With `membarrier(2)`'s private expedited command (Linux 4.14 and later), the heavy barrier
 /// makes every running thread of the process execute a full memory barrier before it returns,
 /// so the light one need only keep the compiler from reordering. Elsewhere both are `SeqCst`
-/// fences. The choice is made once per process, by the first pool built ([`init_barriers`]),
-/// before any pool exists to use the barriers: every thread that uses a pool reads the mode
-/// after that (the pool reaches it through a synchronising hand-off), and the mode never
-/// changes again, so the two sides never disagree.
+/// fences, as they are when the environment sets `OBJPOOL_MEMBARRIER=0`. The choice is made once
+/// per process, by the first pool built ([`init_barriers`]), before any pool exists to use the
+/// barriers: every thread that uses a pool reads the mode after that (the pool reaches it
+/// through a synchronising hand-off), and the mode never changes again, so the two sides never
+/// disagree.
 #[cfg(not(objpool_loom))]
 mod barrier {
     use std::sync::atomic::{AtomicU8, Ordering, compiler_fence, fence};
@@ -153,10 +154,13 @@ mod barrier {
 
     static MODE: AtomicU8 = AtomicU8::new(UNSET);
 
-    /// Chooses the barriers, once per process.
+    /// Chooses the barriers, once per process. `OBJPOOL_MEMBARRIER=0` in the environment keeps
+    /// `SeqCst` fences on both sides: for processes whose other threads must not be interrupted
+    /// (`membarrier` interrupts every CPU running one of them), and to compare the two.
     pub(crate) fn init_barriers() {
         if MODE.load(Ordering::Relaxed) == UNSET {
-            let mode = if membarrier::register() { MEMBARRIER } else { FENCES };
+            let allowed = std::env::var_os("OBJPOOL_MEMBARRIER").is_none_or(|v| v != "0");
+            let mode = if allowed && membarrier::register() { MEMBARRIER } else { FENCES };
             // Racing first builds: the first choice stands (registering twice is harmless).
             let _ = MODE.compare_exchange(UNSET, mode, Ordering::Relaxed, Ordering::Relaxed);
         }
