@@ -233,6 +233,10 @@ async fn l1_copies_are_refreshed_from_redis_in_the_background() {
     let b: TieredCache<String> =
         common::builder(pool.clone(), &ns).l1_refresh_after(Duration::from_nanos(1)).build().await.unwrap();
     a.insert("k", "v1".to_string()).await;
+    // A's write announces "k"; B must hear it before copying "k" into L1, or the late
+    // announcement would drop the fresh copy (correctly: it cannot tell the two apart).
+    let heard = common::eventually(Duration::from_secs(2), || b.stats().invalidations_received >= 1).await;
+    assert!(heard.is_some(), "B did not hear A's announcement");
     assert_eq!(b.get("k").await.as_deref(), Some("v1"));
     assert!(b.l1_contains("k"));
 
