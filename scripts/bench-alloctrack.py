@@ -11,10 +11,23 @@ import statistics
 import subprocess
 import sys
 
-BINARIES = ["system", "ours-over-system", "mimalloc", "ours-over-mimalloc", "stats-alloc", "dhat"]
+BINARIES = [
+    "system",
+    "ours-over-system",
+    "ours-sampled-over-system",
+    "mimalloc",
+    "ours-over-mimalloc",
+    "ours-sampled-over-mimalloc",
+    "tracking-allocator",
+    "stats-alloc",
+    "dhat",
+]
 RATIOS = [
     ("ours-over-system", "system"),
+    ("ours-sampled-over-system", "system"),
     ("ours-over-mimalloc", "mimalloc"),
+    ("ours-sampled-over-mimalloc", "mimalloc"),
+    ("tracking-allocator", "system"),
     ("stats_alloc", "system"),
     ("dhat", "ours-over-system"),
 ]

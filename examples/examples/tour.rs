@@ -12,8 +12,9 @@
 //!   connection (the handler retries once on a fresh connection), or a real PostgreSQL with
 //!   `--database-url`.
 //! - A background job processes a generated 100 MB log file with `streamproc` every few seconds.
-//! - `alloctrack` is the global allocator; its pressure monitor shrinks the cache when live heap
-//!   memory nears the limit.
+//! - `alloctrack` is the global allocator, with sampled allocation sites; its pressure monitor
+//!   shrinks the cache when live heap memory nears the limit, and its tower layer records what
+//!   each of the backend's requests allocates.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use hyper_util::rt::TokioIo;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Zipf};
 
-alloctrack::global_allocator!();
+alloctrack::global_allocator!(sampling);
 
 const HANDLERS: usize = 64;
 const ITEMS: u64 = 50_000;
@@ -104,24 +105,45 @@ impl Backend {
     }
 }
 
-/// The simulated backend: an HTTP server on loopback with latency and occasional failures.
-async fn start_backend() -> std::io::Result<SocketAddr> {
+/// The simulated backend's handler, a tower service.
+#[derive(Clone)]
+struct ItemService;
+
+impl tower_service::Service<Request<hyper::body::Incoming>> for ItemService {
+    type Response = Response<Full<Bytes>>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_micros(2000 + rand::random::<u64>() % 4000)).await;
+            if rand::random::<u16>() % 200 == 0 {
+                // Drop the connection without an answer.
+                return Err(std::io::Error::other("injected failure"));
+            }
+            let id = request.uri().path().trim_start_matches("/items/").to_string();
+            let body: String = id.chars().cycle().take(ITEM_BYTES).collect();
+            Ok(Response::new(Full::new(Bytes::from(body))))
+        })
+    }
+}
+
+/// The simulated backend: an HTTP server on loopback with latency and occasional failures,
+/// its requests' allocations recorded per route by `alloctrack`'s tower layer.
+async fn start_backend(allocations: alloctrack::RequestAllocations) -> std::io::Result<SocketAddr> {
+    use tower_layer::Layer;
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let service = allocations.layer(ItemService);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper_util::service::TowerToHyperService::new(service.clone());
             tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
-                        tokio::time::sleep(Duration::from_micros(2000 + rand::random::<u64>() % 4000)).await;
-                        if rand::random::<u16>() % 200 == 0 {
-                            // Drop the connection without an answer.
-                            return Err(std::io::Error::other("injected failure"));
-                        }
-                        let id = request.uri().path().trim_start_matches("/items/").to_string();
-                        let body: String = id.chars().cycle().take(ITEM_BYTES).collect();
-                        Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from(body))))
-                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -190,6 +212,14 @@ async fn main() -> Result<(), BoxError> {
     pool_config.name = Some("backend".into());
     pool_config.min_size = 4;
     pool_config.max_size = 32;
+    // alloctrack: what each backend request allocates, per route (ids folded into one route).
+    let route_allocations = alloctrack::RequestAllocations::new().route_with(|head| {
+        if head.uri.path().starts_with("/items/") {
+            "/items/{id}".to_string()
+        } else {
+            head.uri.path().to_string()
+        }
+    });
     let backend = Arc::new(match &database_url {
         Some(url) => {
             // Never print a secret: the URL's password (if any) reads `***`.
@@ -197,7 +227,7 @@ async fn main() -> Result<(), BoxError> {
             Backend::Postgres(Pool::builder(PgManager::new(url)?).config(pool_config).build().await?)
         }
         None => {
-            let addr = start_backend().await?;
+            let addr = start_backend(route_allocations.clone()).await?;
             println!("backend: HTTP on {addr} (2-6 ms per request, 0.5% of requests drop the connection)");
             Backend::Http(HttpClient::new(
                 Pool::builder(HttpManager::new(addr.to_string())).config(pool_config).build().await?,
@@ -456,6 +486,24 @@ async fn main() -> Result<(), BoxError> {
         log_bytes as f64 / 1e6,
         log_bytes as f64 * job_runs as f64 / job_busy.as_secs_f64().max(1e-9) / 1e6
     );
+    for (route, stats) in route_allocations.snapshot() {
+        println!(
+            "route         {route}: {} requests, {:.1} allocations and {:.0} B each (alloctrack's tower layer on the backend)",
+            stats.requests,
+            stats.allocated.allocations as f64 / stats.requests.max(1) as f64,
+            stats.bytes_per_request()
+        );
+    }
+    let profile = alloctrack::sampling::profile();
+    println!(
+        "heap sites    {} sampled allocation sites ({} samples, one per {} KiB on average); the top three by bytes:",
+        profile.sites().len(),
+        profile.stats().samples,
+        profile.interval() / 1024
+    );
+    for site in profile.sites().iter().take(3) {
+        println!("  {site}");
+    }
     println!("objpool       {}", parsers.stats());
     Ok(())
 }

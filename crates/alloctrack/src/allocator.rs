@@ -2,7 +2,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
+use crate::sampling;
 use crate::thread::{REGISTRY, with_slot};
+
+/// This file, to recognise its frames in sampled stacks.
+pub(crate) const SOURCE: &str = file!();
 
 /// A global allocator that counts every allocation, then passes it to `A`.
 ///
@@ -14,15 +18,18 @@ use crate::thread::{REGISTRY, with_slot};
 /// The allocation path writes only the calling thread's own counters (no lock, no locked
 /// instruction, no shared cache line) and never allocates itself. Allocations are counted as
 /// they are requested, so one that fails (and aborts the process) is counted too.
+///
+/// [`with_sampling`](Self::with_sampling) adds sampled allocation sites (see [`sampling`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tracking<A = System> {
     inner: A,
+    sampling: bool,
 }
 
 impl Tracking<System> {
     /// Counting over the system allocator.
     pub const fn system() -> Self {
-        Self { inner: System }
+        Self::new(System)
     }
 }
 
@@ -30,14 +37,27 @@ impl Tracking<System> {
 impl Tracking<mimalloc::MiMalloc> {
     /// Counting over mimalloc.
     pub const fn mimalloc() -> Self {
-        Self { inner: mimalloc::MiMalloc }
+        Self::new(mimalloc::MiMalloc)
     }
 }
 
 impl<A> Tracking<A> {
     /// Counting over `inner`.
     pub const fn new(inner: A) -> Self {
-        Self { inner }
+        Self { inner, sampling: false }
+    }
+
+    /// Counting, and recording the stack of about one allocation per
+    /// [`sampling::interval`] bytes (512 KiB unless changed) with live and total bytes per
+    /// allocation site: see [`sampling`].
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: alloctrack::Tracking = alloctrack::Tracking::system().with_sampling();
+    /// ```
+    pub const fn with_sampling(mut self) -> Self {
+        self.sampling = true;
+        self
     }
 
     /// The allocator underneath.
@@ -53,7 +73,10 @@ fn record_alloc(size: u64) {
 }
 
 // SAFETY: every method passes its arguments unchanged to `A`, which upholds `GlobalAlloc`'s
-// contract, and returns its result unchanged. The bookkeeping neither allocates nor unwinds.
+// contract, and returns its result unchanged, except for the blocks the sampler serves: those
+// come from its own mapping (page-aligned slots of a page, for layouts of at most a page) and
+// return to it, recognised by address, never reaching `A` (`sampling::store`). The
+// bookkeeping neither unwinds nor allocates through this allocator.
 //
 // Allocations and deallocations are recorded before calling `A`, so that the call to `A` is
 // a tail call and the wrapper needs no stack frame: a measurable share of the cost over a fast
@@ -63,6 +86,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         record_alloc(layout.size() as u64);
+        if self.sampling && sampling::due(layout.size()) {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { sampling::alloc(&self.inner, layout, false) };
+        }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.alloc(layout) }
     }
@@ -70,6 +97,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         record_alloc(layout.size() as u64);
+        if self.sampling && sampling::due(layout.size()) {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { sampling::alloc(&self.inner, layout, true) };
+        }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.alloc_zeroed(layout) }
     }
@@ -78,14 +109,28 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let size = layout.size() as u64;
         with_slot(|own| REGISTRY.record_dealloc(own, size), |_| REGISTRY.record_shared(0, 1, 0, 0, size));
+        if self.sampling && sampling::concerns(ptr, layout) && sampling::release(ptr) {
+            return;
+        }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.dealloc(ptr, layout) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        let new = if self.sampling {
+            let due = sampling::due(new_size);
+            if due || sampling::concerns(ptr, layout) {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { sampling::realloc(&self.inner, ptr, layout, new_size, due) }
+            } else {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { self.inner.realloc(ptr, layout, new_size) }
+            }
+        } else {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.inner.realloc(ptr, layout, new_size) }
+        };
         // A failed reallocation leaves the old block in place: count only successes.
         if !new.is_null() {
             let (old, new_size) = (layout.size() as u64, new_size as u64);

@@ -24,6 +24,7 @@ not_under_loom! {
     mod profile;
     mod pressure;
     mod rss;
+    pub mod sampling;
     mod scope;
     #[cfg(feature = "tower")]
     mod requests;
@@ -78,15 +79,22 @@ pub const DEFAULT_ALLOCATOR: DefaultAllocator = Tracking::new(mimalloc::MiMalloc
 pub const DEFAULT_ALLOCATOR: DefaultAllocator = Tracking::new(std::alloc::System);
 
 /// Installs [`DEFAULT_ALLOCATOR`] as the program's global allocator: counting always, and
-/// underneath it dhat's profiling allocator when the `dhat` feature is on.
+/// underneath it dhat's profiling allocator when the `dhat` feature is on. With `sampling`, it
+/// also records sampled allocation sites ([`Tracking::with_sampling`], [`sampling`]).
 ///
 /// ```ignore
 /// alloctrack::global_allocator!();
+/// // or
+/// alloctrack::global_allocator!(sampling);
 /// ```
 #[macro_export]
 macro_rules! global_allocator {
     () => {
         #[global_allocator]
         static ALLOCTRACK_GLOBAL: $crate::DefaultAllocator = $crate::DEFAULT_ALLOCATOR;
+    };
+    (sampling) => {
+        #[global_allocator]
+        static ALLOCTRACK_GLOBAL: $crate::DefaultAllocator = $crate::DEFAULT_ALLOCATOR.with_sampling();
     };
 }
