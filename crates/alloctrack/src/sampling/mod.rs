@@ -285,7 +285,9 @@ pub fn profile() -> Profile {
     let mut sites: Vec<Site> = raw
         .iter()
         .map(|entry| Site {
-            frames: symbolize(&entry.frames[..entry.depth as usize]),
+            // The symbolizer's caches live as long as the process: not sampled, they stay out
+            // of the region and out of the profile.
+            frames: countdown::busy(|| symbolize(&entry.frames[..entry.depth as usize])),
             samples: entry.samples,
             allocated_bytes: entry.total.bytes,
             allocations: entry.total.objects,

@@ -17,6 +17,9 @@
 //! small samples times a page: about 0.8% of a heap of small objects at the default interval).
 //! A full region, or a region that could not be mapped, does not stop sampling: the block comes
 //! from the inner allocator and only its live bytes go unrecorded (`SamplingStats::untracked`).
+//! LeakSanitizer does not scan private mappings: a heap block whose only pointer is held in a
+//! sampled block looks leaked to it at exit (the sampler's own symbolization is never sampled,
+//! so its long-lived caches are not among them).
 //!
 //! **Larger blocks come from the inner allocator** and are recorded in an open-addressed table
 //! keyed by address. A free of a block larger than a page first reads a counter in
