@@ -66,10 +66,20 @@ impl<A> Tracking<A> {
     }
 }
 
-/// Records an allocation of `size` bytes for the calling thread.
+/// Records an allocation of `size` bytes for the calling thread; with `sampling`, also counts
+/// it towards the thread's next sample and says whether this is the one.
 #[inline(always)]
-fn record_alloc(size: u64) {
-    with_slot(|own| REGISTRY.record_alloc(own, size), |_| REGISTRY.record_shared(1, 0, 0, size, 0));
+fn record_alloc(size: usize, sampling: bool) -> bool {
+    with_slot(
+        |own| {
+            REGISTRY.record_alloc(own, size as u64);
+            sampling && sampling::due(own, size)
+        },
+        |_| {
+            REGISTRY.record_shared(1, 0, 0, size as u64, 0);
+            false
+        },
+    )
 }
 
 // SAFETY: every method passes its arguments unchanged to `A`, which upholds `GlobalAlloc`'s
@@ -85,8 +95,7 @@ fn record_alloc(size: u64) {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record_alloc(layout.size() as u64);
-        if self.sampling && sampling::due(layout.size()) {
+        if record_alloc(layout.size(), self.sampling) {
             // SAFETY: forwarded with the caller's guarantees.
             return unsafe { sampling::alloc(&self.inner, layout, false) };
         }
@@ -96,8 +105,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        record_alloc(layout.size() as u64);
-        if self.sampling && sampling::due(layout.size()) {
+        if record_alloc(layout.size(), self.sampling) {
             // SAFETY: forwarded with the caller's guarantees.
             return unsafe { sampling::alloc(&self.inner, layout, true) };
         }
@@ -108,8 +116,17 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let size = layout.size() as u64;
-        with_slot(|own| REGISTRY.record_dealloc(own, size), |_| REGISTRY.record_shared(0, 1, 0, 0, size));
-        if self.sampling && sampling::concerns(ptr, layout) && sampling::release(ptr) {
+        let concerns = with_slot(
+            |own| {
+                REGISTRY.record_dealloc(own, size);
+                self.sampling && sampling::concerns(Some(own), ptr, layout)
+            },
+            |_| {
+                REGISTRY.record_shared(0, 1, 0, 0, size);
+                self.sampling && sampling::concerns(None, ptr, layout)
+            },
+        );
+        if concerns && sampling::release(ptr) {
             return;
         }
         // SAFETY: forwarded with the caller's guarantees.
@@ -119,14 +136,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new = if self.sampling {
-            let due = sampling::due(new_size);
-            if due || sampling::concerns(ptr, layout) {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { sampling::realloc(&self.inner, ptr, layout, new_size, due) }
-            } else {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { self.inner.realloc(ptr, layout, new_size) }
-            }
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { sampling::realloc_sampling(&self.inner, ptr, layout, new_size) }
         } else {
             // SAFETY: forwarded with the caller's guarantees.
             unsafe { self.inner.realloc(ptr, layout, new_size) }

@@ -70,6 +70,13 @@ impl Counts {
     }
 }
 
+/// `Slot::countdown` before the first draw.
+pub(crate) const UNDRAWN: i64 = -1;
+/// `Slot::region` (and the sampler's base) before the region is mapped: an address range at
+/// the top of the address space, where no allocation can be, so the range test needs no
+/// second condition.
+pub(crate) const NO_REGION: u64 = u64::MAX - (1 << 32);
+
 /// Bits of a packed counter that hold bytes; the bits above count operations.
 const BYTES_BITS: u32 = 44;
 const BYTES_MASK: u64 = (1 << BYTES_BITS) - 1;
@@ -87,17 +94,28 @@ const FLUSH_SHIFT: u32 = 18;
 /// The hot path updates one packed word per allocation or deallocation, an operation count and
 /// a byte count added with a single add; the wide counters and the live estimate are updated
 /// when a packed word is folded (every 256 KiB).
-#[repr(align(128))]
+///
+/// `repr(C)` keeps the fields the allocation path touches (the packed words and the sampler's
+/// two) in the first 64 bytes.
+#[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct Slot {
     /// Whether a thread owns the slot. Claimed with an acquire CAS, released with a release
     /// store, so each owner sees the counts its predecessor left.
     owned: AtomicBool,
     /// # Safety (of the relaxed load-then-store updates below)
-    /// Every field but `owned` is written only by the owning thread (or, for the overflow
-    /// slot, only with atomic RMWs), so a relaxed load and store cannot lose an update.
+    /// Every field but `owned` and `region` is written only by the owning thread (or, for the
+    /// overflow slot, only with atomic RMWs), so a relaxed load and store cannot lose an update.
     alloc_packed: AtomicU64,
     free_packed: AtomicU64,
+    /// Bytes the owning thread may still allocate before its next sample, for sampling
+    /// allocators (`sampling::countdown`); negative before the first draw. It stays with the
+    /// slot when a thread exits: what is left of a draw is still a valid wait.
+    pub(crate) countdown: AtomicI64,
+    /// A copy of the sampler's region base, read by every free of a sampling allocator so that
+    /// it needs no other load (`sampling::store`). Written for every slot, once, by the thread
+    /// that maps the region.
+    pub(crate) region: AtomicU64,
     allocations: AtomicU64,
     deallocations: AtomicU64,
     reallocations: AtomicU64,
@@ -124,6 +142,8 @@ macro_rules! slot_new {
             owned: AtomicBool::new(false),
             alloc_packed: AtomicU64::new(0),
             free_packed: AtomicU64::new(0),
+            countdown: AtomicI64::new(UNDRAWN),
+            region: AtomicU64::new(NO_REGION),
             allocations: AtomicU64::new(0),
             deallocations: AtomicU64::new(0),
             reallocations: AtomicU64::new(0),
@@ -209,6 +229,13 @@ impl<const N: usize> Registry<N> {
 
     pub(crate) fn is_overflow(&self, slot: &Slot) -> bool {
         std::ptr::eq(slot, &self.overflow)
+    }
+
+    /// Tells every slot where the sampler's region is (`Slot::region`).
+    pub(crate) fn set_region(&self, base: u64) {
+        for slot in self.slots.iter().chain(std::iter::once(&self.overflow)) {
+            slot.region.store(base, Ordering::Relaxed);
+        }
     }
 
     /// Gives a claimed slot back, folding its packed counters first.

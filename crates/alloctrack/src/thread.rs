@@ -61,7 +61,7 @@ pub(crate) fn installed() -> bool {
 /// Runs `own` with the calling thread's own slot, or `shared` with the overflow slot (for a
 /// thread without one), claiming a slot on the thread's first call.
 #[inline(always)]
-pub(crate) fn with_slot(own: impl FnOnce(&Slot), shared: impl FnOnce(&Slot)) {
+pub(crate) fn with_slot<R>(own: impl FnOnce(&Slot) -> R, shared: impl FnOnce(&Slot) -> R) -> R {
     let current = CURRENT.try_with(Cell::get).unwrap_or(UNCLAIMED);
     if current & NOT_OWN == 0 {
         // SAFETY: an untagged `CURRENT` is the address of a slot in the static registry.

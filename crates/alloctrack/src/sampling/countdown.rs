@@ -10,10 +10,12 @@
 //! for every site, small objects and large alike (pprof's "unsampling" of heap profiles uses
 //! the same formula).
 //!
-//! The fast path is one thread-local subtract, compare and store. The countdown, the random
-//! state and the re-entrancy flag are const-initialised thread-locals without destructors, so
-//! they are valid at every point of a thread's life; a thread past its tear-down simply stops
-//! sampling.
+//! The fast path is one subtract, compare and store on the thread's counter slot, which the
+//! allocation path has already loaded (`Slot::countdown`, beside the packed counters): no
+//! thread-local access of its own. The random state and the re-entrancy flag, used only on the
+//! slow path, are const-initialised thread-locals without destructors, valid at every point of
+//! a thread's life. Threads without a slot of their own (beyond `MAX_THREADS`, or in their
+//! tear-down) are not sampled.
 //!
 //! Capturing a stack may run code that allocates (in principle: the unwinder used does not);
 //! the thread is marked busy meanwhile, and a busy thread never samples, so the sampler never
@@ -23,6 +25,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::store::{MAX_DEPTH, Weight};
+use crate::registry::{Slot, UNDRAWN};
 
 /// This file, to recognise its frames in sampled stacks.
 pub(crate) const SOURCE: &str = file!();
@@ -36,11 +39,8 @@ static INTERVAL: AtomicU64 = AtomicU64::new(DEFAULT_INTERVAL);
 
 /// How far a thread counts down while sampling is paused before it looks again.
 const PAUSED_RECHECK: i64 = 1 << 20;
-/// `COUNTDOWN` before the thread's first draw.
-const UNDRAWN: i64 = -1;
 
 std::thread_local! {
-    static COUNTDOWN: Cell<i64> = const { Cell::new(UNDRAWN) };
     static RANDOM: Cell<u64> = const { Cell::new(0) };
     static BUSY: Cell<bool> = const { Cell::new(false) };
 }
@@ -53,40 +53,40 @@ pub(crate) fn interval() -> u64 {
     INTERVAL.load(Ordering::Relaxed)
 }
 
-/// Counts an allocation of `size` bytes; true if it is to be sampled.
+/// Counts an allocation of `size` bytes against the countdown of `slot`, the calling thread's
+/// own; true if it is to be sampled.
 #[inline(always)]
-pub(crate) fn due(size: usize) -> bool {
-    let passed = COUNTDOWN.try_with(|countdown| {
-        let left = countdown.get().wrapping_sub(size as i64);
-        if left >= 0 {
-            countdown.set(left);
-        }
-        left < 0
-    });
-    passed == Ok(true) && draw(size)
+pub(crate) fn due(slot: &Slot, size: usize) -> bool {
+    // Only the owning thread writes `countdown`: a relaxed load and store lose nothing.
+    let left = slot.countdown.load(Ordering::Relaxed).wrapping_sub(size as i64);
+    if left >= 0 {
+        slot.countdown.store(left, Ordering::Relaxed);
+        return false;
+    }
+    draw(slot, size)
 }
 
 /// The slow path of `due`: the countdown ran out (or was never drawn).
 #[cold]
 #[inline(never)]
-fn draw(size: usize) -> bool {
-    if BUSY.with(Cell::get) {
+fn draw(slot: &Slot, size: usize) -> bool {
+    if BUSY.try_with(Cell::get).unwrap_or(true) {
         return false;
     }
     let interval = INTERVAL.load(Ordering::Relaxed);
     if interval == 0 {
-        COUNTDOWN.set(PAUSED_RECHECK);
+        slot.countdown.store(PAUSED_RECHECK, Ordering::Relaxed);
         return false;
     }
-    if COUNTDOWN.get() == UNDRAWN {
-        // A thread's first allocation: start from a draw rather than sampling it.
+    if slot.countdown.load(Ordering::Relaxed) == UNDRAWN {
+        // A slot's first allocation: start from a draw rather than sampling it.
         let left = next_countdown(interval).wrapping_sub(size as i64);
         if left >= 0 {
-            COUNTDOWN.set(left);
+            slot.countdown.store(left, Ordering::Relaxed);
             return false;
         }
     }
-    COUNTDOWN.set(next_countdown(interval));
+    slot.countdown.store(next_countdown(interval), Ordering::Relaxed);
     true
 }
 

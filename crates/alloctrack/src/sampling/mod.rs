@@ -25,9 +25,9 @@
 //! Figures are estimates: each sampled block of `s` bytes stands for `s / (1 - exp(-s/N))`
 //! bytes at interval `N`, so a site's estimate converges on its true bytes as its samples
 //! grow (a site that allocated 100 intervals' worth is within about 10%). The sampler's own
-//! cost is one thread-local countdown per allocation, a range check per free, and a stack walk
-//! per sample; see `store.rs` and `countdown.rs` for how a sampled block is found again when
-//! it is freed. Sampling needs a Unix system (the blocks it records live in a reserved
+//! cost is a countdown per allocation and a range check per free, both on the counter slot the
+//! allocation path already holds, and a stack walk per sample; see `store.rs` and
+//! `countdown.rs` for how a sampled block is found again when it is freed. Sampling needs a Unix system (the blocks it records live in a reserved
 //! mapping); elsewhere nothing is sampled and [`SamplingStats::available`] says so.
 
 mod countdown;
@@ -43,6 +43,9 @@ pub use countdown::DEFAULT_INTERVAL;
 use store::{MAX_DEPTH, Placement, SLOT_SIZE};
 
 pub(crate) use countdown::due;
+
+use crate::registry::Slot;
+use crate::thread::with_slot;
 
 /// Sets the mean number of bytes between samples, for every thread from its next sample on;
 /// 0 pauses sampling (threads look again every MiB they allocate).
@@ -85,15 +88,22 @@ pub(crate) unsafe fn alloc<A: GlobalAlloc>(inner: &A, layout: Layout, zeroed: bo
     }
 }
 
-/// Whether the free of `ptr` needs the sampler: a region block, or possibly a sampled large
-/// block.
+/// Whether the free of `ptr` may need the sampler: a region block, or a block larger than a
+/// slot (which may be a sampled large block). Kept to one compare and one size test, inlined
+/// into every free; [`release`] does the rest out of line. `slot` is the calling thread's own
+/// counter slot, if it has one.
 #[inline(always)]
-pub(crate) fn concerns(ptr: *mut u8, layout: Layout) -> bool {
-    store::in_region(ptr) || (layout.size() > SLOT_SIZE && store::maybe_large(ptr))
+pub(crate) fn concerns(slot: Option<&Slot>, ptr: *mut u8, layout: Layout) -> bool {
+    let in_region = match slot {
+        Some(slot) => store::in_region_of(slot, ptr),
+        None => store::in_region(ptr),
+    };
+    in_region || layout.size() > SLOT_SIZE
 }
 
 /// Frees a block for which [`concerns`] held: true if the sampler owned it (freed), false if
-/// it belongs to the inner allocator (forgotten here; the caller frees it).
+/// it belongs to the inner allocator (forgotten here if it was a sampled large block; the
+/// caller frees it).
 #[cold]
 #[inline(never)]
 pub(crate) fn release(ptr: *mut u8) -> bool {
@@ -101,8 +111,28 @@ pub(crate) fn release(ptr: *mut u8) -> bool {
         store::free_slot(ptr);
         return true;
     }
-    store::forget_large(ptr);
+    if store::maybe_large(ptr) {
+        store::forget_large(ptr);
+    }
     false
+}
+
+/// `GlobalAlloc::realloc` for a sampling allocator, out of line: reallocations are rarer than
+/// allocations and frees, and keeping this off the inlined allocator functions keeps them
+/// small.
+///
+/// # Safety
+/// As `GlobalAlloc::realloc`.
+#[inline(never)]
+pub(crate) unsafe fn realloc_sampling<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    let due = with_slot(|own| countdown::due(own, new_size), |_| false);
+    if due || store::in_region(ptr) || (layout.size() > SLOT_SIZE && store::maybe_large(ptr)) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { realloc(inner, ptr, layout, new_size, due) }
+    } else {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { inner.realloc(ptr, layout, new_size) }
+    }
 }
 
 /// Reallocates a block when the sampler is involved: the old block is a region block or a
@@ -112,7 +142,7 @@ pub(crate) fn release(ptr: *mut u8) -> bool {
 /// As `GlobalAlloc::realloc`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn realloc<A: GlobalAlloc>(
+unsafe fn realloc<A: GlobalAlloc>(
     inner: &A,
     ptr: *mut u8,
     layout: Layout,

@@ -37,6 +37,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::registry::{NO_REGION, Slot};
+use crate::thread::REGISTRY;
+
 /// This file, to recognise its frames in sampled stacks.
 pub(crate) const SOURCE: &str = file!();
 
@@ -56,7 +59,11 @@ const FILTER_BITS: u32 = 10;
 
 /// Start of the slot region. Until the region is mapped it holds an address range that no
 /// allocation can occupy (the top of the address space), so `in_region` needs no second test.
-static REGION: AtomicUsize = AtomicUsize::new(usize::MAX - REGION_LEN);
+/// Every counter slot holds a copy (`Slot::region`), which the frees of threads with a slot
+/// read instead; both are written, under the store's mutex, before the first region block is
+/// handed out, and a block reaches the thread that frees it only through the program's own
+/// synchronisation after that, so every free of a region block sees the base.
+static REGION: AtomicUsize = AtomicUsize::new(NO_REGION as usize);
 
 /// Live sampled large blocks per address bucket; see the notes above.
 static LARGE_FILTER: [AtomicU32; 1 << FILTER_BITS] = [const { AtomicU32::new(0) }; 1 << FILTER_BITS];
@@ -69,6 +76,12 @@ pub(crate) fn in_region(ptr: *mut u8) -> bool {
     (ptr as usize).wrapping_sub(REGION.load(Ordering::Relaxed)) < REGION_LEN
 }
 
+/// [`in_region`], with the base from the calling thread's own counter slot.
+#[inline(always)]
+pub(crate) fn in_region_of(slot: &Slot, ptr: *mut u8) -> bool {
+    (ptr as u64).wrapping_sub(slot.region.load(Ordering::Relaxed)) < REGION_LEN as u64
+}
+
 /// Whether `ptr`, a block larger than a slot, may be a sampled large block.
 #[inline(always)]
 pub(crate) fn maybe_large(ptr: *mut u8) -> bool {
@@ -77,6 +90,11 @@ pub(crate) fn maybe_large(ptr: *mut u8) -> bool {
 
 fn filter_bucket(addr: usize) -> usize {
     ((addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
+}
+
+/// Where the large table's probe for `addr` starts.
+fn large_home(addr: usize) -> usize {
+    ((addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (LARGE - 1)
 }
 
 /// What one sampled block stands for: its share of the estimated bytes and objects.
@@ -192,6 +210,7 @@ impl Store {
                         self.region = base.add(tables) as usize;
                     }
                     REGION.store(self.region, Ordering::Relaxed);
+                    REGISTRY.set_region(self.region as u64);
                 }
                 None => self.counters.map_failed = true,
             }
@@ -268,7 +287,7 @@ impl Store {
 
     fn large_index(&self, addr: usize) -> (usize, bool) {
         let mask = LARGE - 1;
-        let mut i = (addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> 3 & mask;
+        let mut i = large_home(addr);
         loop {
             // SAFETY: `i < LARGE`, and the table is mapped.
             let entry = unsafe { &*self.large.add(i) };
@@ -282,10 +301,22 @@ impl Store {
         }
     }
 
+    /// Records a live sampled large block (the table has room: at most half full).
+    fn large_insert(&mut self, entry: LargeEntry) {
+        let (i, found) = self.large_index(entry.addr);
+        debug_assert!(!found, "a live block's address cannot be handed out again");
+        // SAFETY: `i < LARGE`, and the table is mapped (a site was recorded).
+        unsafe { *self.large.add(i) = entry };
+        self.large_len += 1;
+        LARGE_FILTER[filter_bucket(entry.addr)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Removes entry `i` of the large table (linear probing: later entries of the same run
     /// move back, so lookups never stop at a hole).
     fn large_remove(&mut self, mut i: usize) {
         let mask = LARGE - 1;
+        // SAFETY: `i < LARGE` (from `large_index`), and the table is mapped.
+        let addr = unsafe { (*self.large.add(i)).addr };
         let mut j = i;
         loop {
             j = (j + 1) & mask;
@@ -294,7 +325,7 @@ impl Store {
             if next.addr == 0 {
                 break;
             }
-            let home = (next.addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> 3 & mask;
+            let home = large_home(next.addr);
             // `next` may fill the hole at `i` if its home is not in the cyclic range (i, j].
             let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
             if !stays {
@@ -304,8 +335,10 @@ impl Store {
             }
         }
         // SAFETY: as above.
-        unsafe { (*self.large.add(i)).addr = 0 };
+        let removed = unsafe { std::mem::replace(&mut (*self.large.add(i)).addr, 0) };
+        debug_assert_ne!(removed, 0);
         self.large_len -= 1;
+        LARGE_FILTER[filter_bucket(addr)].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -376,12 +409,7 @@ pub(crate) fn track_large(addr: *mut u8, site: u32, weight: Weight) {
         store.counters.untracked += 1;
         return;
     }
-    let (i, found) = store.large_index(addr);
-    debug_assert!(!found, "a live block's address cannot be handed out again");
-    // SAFETY: `i < LARGE`, and the table is mapped (a site was recorded).
-    unsafe { *store.large.add(i) = LargeEntry { addr, site, weight } };
-    store.large_len += 1;
-    LARGE_FILTER[filter_bucket(addr)].fetch_add(1, Ordering::Relaxed);
+    store.large_insert(LargeEntry { addr, site, weight });
 }
 
 /// Releases a block of the region.
@@ -408,7 +436,6 @@ pub(crate) fn forget_large(ptr: *mut u8) {
         let entry = unsafe { *store.large.add(i) };
         store.discharge(entry.site, entry.weight);
         store.large_remove(i);
-        LARGE_FILTER[filter_bucket(ptr as usize)].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -427,4 +454,111 @@ pub(crate) fn sites(into: &mut Vec<SiteEntry>) -> Counters {
         }
     }
     store.counters
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn mapped() -> Store {
+        let mut store = Store::unmapped();
+        assert!(store.map(), "the tables could not be mapped");
+        store
+    }
+
+    fn site_at(store: &Store, i: usize) -> u32 {
+        assert!(i < LARGE);
+        // SAFETY: `i < LARGE`, and the table is mapped.
+        unsafe { (*store.large.add(i)).site }
+    }
+
+    fn filter(addr: usize) -> u32 {
+        LARGE_FILTER[filter_bucket(addr)].load(Ordering::Relaxed)
+    }
+
+    /// The large-block table against a `HashMap`: random inserts and removals (with clustered
+    /// addresses, so that probe runs wrap and removals shift entries back), every lookup
+    /// agreeing with the model, and the filter counting each live address.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory with mmap flags Miri does not emulate")]
+    fn the_large_table_agrees_with_a_map_through_inserts_and_removals() {
+        let mut store = mapped();
+        let mut model: HashMap<usize, u32> = HashMap::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let filter_before: u32 = (0..1 << FILTER_BITS).map(|b| LARGE_FILTER[b].load(Ordering::Relaxed)).sum();
+        for step in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Few distinct addresses, 16-byte aligned as blocks are: lots of collisions.
+            let addr = 0x10_0000 + ((x % 6000) as usize) * 16;
+            let (i, found) = store.large_index(addr);
+            assert_eq!(found, model.contains_key(&addr), "step {step}");
+            if found {
+                assert_eq!(site_at(&store, i), model[&addr]);
+                store.large_remove(i);
+                model.remove(&addr);
+            } else if store.large_len < LARGE / 2 {
+                store.large_insert(LargeEntry { addr, site: step, weight: Weight::default() });
+                model.insert(addr, step);
+            }
+            assert_eq!(store.large_len, model.len());
+            if step % 10_000 == 0 {
+                for (&addr, &site) in &model {
+                    let (i, found) = store.large_index(addr);
+                    assert!(found && site_at(&store, i) == site);
+                    assert!(filter(addr) > 0);
+                }
+            }
+        }
+        for addr in model.keys().copied().collect::<Vec<_>>() {
+            let (i, found) = store.large_index(addr);
+            assert!(found);
+            store.large_remove(i);
+        }
+        assert_eq!(store.large_len, 0);
+        let filter_after: u32 = (0..1 << FILTER_BITS).map(|b| LARGE_FILTER[b].load(Ordering::Relaxed)).sum();
+        assert_eq!(filter_after, filter_before, "every insert's filter count was taken back");
+    }
+
+    /// Sites: the same stack finds the same site, different stacks different ones, and past
+    /// seven eighths of the table every new stack goes to the overflow site.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory with mmap flags Miri does not emulate")]
+    fn sites_are_found_again_and_overflow_into_one_site() {
+        let mut store = mapped();
+        let a = store.site(&[1, 2, 3]);
+        assert_eq!(store.site(&[1, 2, 3]), a);
+        assert_ne!(store.site(&[1, 2, 4]), a);
+        assert_ne!(store.site(&[1, 2]), a);
+        let mut overflowed = 0;
+        for n in 0..SITES {
+            if store.site(&[n, n + 1]) == OVERFLOW_SITE {
+                overflowed += 1;
+            }
+        }
+        assert_eq!(store.site_count, SITES * 7 / 8);
+        assert_eq!(overflowed as u64, store.counters.overflowed_sites);
+        assert_eq!(store.site(&[1, 2, 3]), a, "a known stack is still found when the table is full");
+    }
+
+    /// Slots are handed out once each until freed, freed ones first again.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory with mmap flags Miri does not emulate")]
+    fn slots_are_reused_after_release_and_run_out_cleanly() {
+        let mut store = mapped();
+        let first = store.take_slot().unwrap();
+        let second = store.take_slot().unwrap();
+        assert_ne!(first, second);
+        store.slot_mut(first).next_free = store.free_head;
+        store.free_head = first + 1;
+        assert_eq!(store.take_slot(), Some(first));
+        let mut handed = 2;
+        while store.take_slot().is_some() {
+            handed += 1;
+        }
+        assert_eq!(handed, SLOTS);
+    }
 }
