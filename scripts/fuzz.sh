@@ -10,5 +10,9 @@ fi
 cd fuzz
 for target in $(cargo +nightly fuzz list); do
     echo "fuzzing $target for ${seconds}s"
-    cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=4096
+    # fuzz/seeds/<target> (tracked) holds inputs that once failed: every run replays them first.
+    seeds=()
+    [ -d "seeds/$target" ] && seeds=("seeds/$target")
+    mkdir -p "corpus/$target"
+    cargo +nightly fuzz run "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time="$seconds" -rss_limit_mb=4096
 done

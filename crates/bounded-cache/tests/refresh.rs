@@ -369,3 +369,35 @@ fn a_queued_reload_does_not_keep_a_dropped_cache_alive() {
     assert_eq!(Arc::strong_count(&value), 1, "the cache and its entries were dropped");
     assert_eq!(parked.run_all(), 1, "a reload whose cache is gone runs as a no-op");
 }
+
+/// Found by the `cache_ops` fuzz target: a refreshing read of a key from inside that key's own
+/// loader (the leader of a load started because the entry had expired) finds the stale entry
+/// within its grace. It serves it and starts no reload: the load in flight is already replacing
+/// the value, and a reload run there would load the key a second time from inside its loader.
+#[test]
+fn a_refreshing_read_inside_the_keys_own_load_serves_stale_and_reloads_nothing() {
+    let clock = ManualClock::new();
+    let cache: Cache<u32, u64> = Cache::builder(1 << 20)
+        .refresh_executor(|r| r.run())
+        .clock(clock.clone())
+        .time_to_live(10 * SEC)
+        .refresh_after(5 * SEC)
+        .stale_while_revalidate(60 * SEC)
+        .build()
+        .unwrap();
+    cache.insert(7, 1);
+    clock.advance(20 * SEC);
+    let reloads = Arc::new(AtomicUsize::new(0));
+    let (inner_cache, inner_reloads) = (cache.clone(), reloads.clone());
+    let loaded = cache.try_get_or_insert_with(7, move || {
+        let served = inner_cache.try_get_or_refresh_with(7, move || {
+            inner_reloads.fetch_add(1, Ordering::SeqCst);
+            Ok::<u64, String>(3)
+        });
+        assert_eq!(served, Ok(1), "the stale value, at once");
+        Ok::<u64, String>(2)
+    });
+    assert_eq!(loaded, Ok(2));
+    assert_eq!(reloads.load(Ordering::SeqCst), 0, "no reload beside the load in flight");
+    assert_eq!(cache.get(&7), Some(2));
+}
