@@ -385,7 +385,7 @@ fn a_refreshing_read_inside_the_keys_own_load_serves_stale_and_reloads_nothing()
         .stale_while_revalidate(60 * SEC)
         .build()
         .unwrap();
-    cache.insert(7, 1);
+    cache.insert(7, 1).unwrap();
     clock.advance(20 * SEC);
     let reloads = Arc::new(AtomicUsize::new(0));
     let (inner_cache, inner_reloads) = (cache.clone(), reloads.clone());
