@@ -14,7 +14,8 @@
 //! compare against a constant base (`in_region`). The region is reserved with `MAP_NORESERVE`:
 //! slots never used cost no memory, a used slot costs one page while its block is live and
 //! stays resident for reuse afterwards (so the region's footprint is the peak number of live
-//! small samples times a page: about 0.8% of a heap of small objects at the default interval).
+//! small samples times a page: at the default interval, about 4 KiB per 512 KiB of live small
+//! objects).
 //! A full region, or a region that could not be mapped, does not stop sampling: the block comes
 //! from the inner allocator and only its live bytes go unrecorded (`SamplingStats::untracked`).
 //! LeakSanitizer does not scan private mappings: a heap block whose only pointer is held in a
