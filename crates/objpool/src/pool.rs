@@ -101,7 +101,7 @@ impl<T> Pool<T> {
     /// [`GetError::Create`] or [`GetError::CreatorPanicked`] if the creator failed;
     /// [`GetError::Closed`] if the pool is or gets closed.
     pub fn get(&self) -> Result<Guard<'_, T>, GetError> {
-        self.get_until(None)
+        self.get_until(None, None)
     }
 
     /// Takes an object, blocking the current thread for at most `timeout`.
@@ -110,11 +110,18 @@ impl<T> Pool<T> {
     /// [`GetError::Timeout`] if no object came free in time; otherwise as [`get`](Self::get).
     /// A timeout too long to be a point in time (`Duration::MAX`) waits without end.
     pub fn get_timeout(&self, timeout: Duration) -> Result<Guard<'_, T>, GetError> {
-        self.get_until(Instant::now().checked_add(timeout))
+        let called = Instant::now();
+        self.get_until(called.checked_add(timeout), Some(called))
     }
 
-    fn get_until(&self, deadline: Option<Instant>) -> Result<Guard<'_, T>, GetError> {
-        let index = self.shared.acquire_blocking(deadline)?;
+    /// `called`: when the caller asked, if it read the clock (a timeout's `waited` counts from
+    /// there, so it is never less than the timeout).
+    fn get_until(
+        &self,
+        deadline: Option<Instant>,
+        called: Option<Instant>,
+    ) -> Result<Guard<'_, T>, GetError> {
+        let index = self.shared.acquire_blocking(deadline, called)?;
         // SAFETY: `acquire_blocking` made the slot ours and put an object in it.
         Ok(unsafe { Guard::new(self, index) })
     }

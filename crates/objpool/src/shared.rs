@@ -723,8 +723,13 @@ impl<T> Shared<T> {
         self.counters.wait_buckets.record(waited);
     }
 
-    /// Takes a slot, waiting on the current thread until `deadline` if need be.
-    pub(crate) fn acquire_blocking(&self, deadline: Option<Instant>) -> Result<usize, GetError> {
+    /// Takes a slot, waiting on the current thread until `deadline` if need be. `called` is when
+    /// the caller's call began, if it read the clock: a timeout reports the time from there.
+    pub(crate) fn acquire_blocking(
+        &self,
+        deadline: Option<Instant>,
+        called: Option<Instant>,
+    ) -> Result<usize, GetError> {
         if let Some(taken) = self.take_fast(&self.slots) {
             return self.fill(taken);
         }
@@ -741,7 +746,7 @@ impl<T> Shared<T> {
                     Some(grant) => break grant,
                     None => {
                         bump(&self.counters.timeouts);
-                        return Err(GetError::Timeout { waited: since.elapsed() });
+                        return Err(GetError::Timeout { waited: called.unwrap_or(since).elapsed() });
                     }
                 }
             }
