@@ -72,9 +72,9 @@ impl Counts {
 
 /// `Slot::countdown` before the first draw.
 pub(crate) const UNDRAWN: i64 = -1;
-/// `Slot::region` (and the sampler's base) before the region is mapped: an address range at
-/// the top of the address space, where no allocation can be, so the range test needs no
-/// second condition.
+/// `Slot::region` before the sampler's region is mapped: a base at the top of the 64-bit
+/// address space, where no allocation can be, so the range test needs no second condition
+/// (the test subtracts in `u64`, so this holds on 32-bit targets too).
 pub(crate) const NO_REGION: u64 = u64::MAX - (1 << 32);
 
 /// Bits of a packed counter that hold bytes; the bits above count operations.

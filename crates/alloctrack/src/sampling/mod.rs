@@ -27,8 +27,9 @@
 //! grow (a site that allocated 100 intervals' worth is within about 10%). The sampler's own
 //! cost is a countdown per allocation and a range check per free, both on the counter slot the
 //! allocation path already holds, and a stack walk per sample; see `store.rs` and
-//! `countdown.rs` for how a sampled block is found again when it is freed. Sampling needs a Unix system (the blocks it records live in a reserved
-//! mapping); elsewhere nothing is sampled and [`SamplingStats::available`] says so.
+//! `countdown.rs` for how a sampled block is found again when it is freed. Sampling needs a
+//! Unix system (the blocks it records live in a reserved mapping); elsewhere nothing is sampled
+//! and [`SamplingStats::available`] says so.
 
 mod countdown;
 mod pprof;

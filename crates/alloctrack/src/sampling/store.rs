@@ -38,7 +38,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::registry::{NO_REGION, Slot};
+use crate::registry::Slot;
 use crate::thread::REGISTRY;
 
 /// This file, to recognise its frames in sampled stacks.
@@ -64,7 +64,7 @@ const FILTER_BITS: u32 = 10;
 /// read instead; both are written, under the store's mutex, before the first region block is
 /// handed out, and a block reaches the thread that frees it only through the program's own
 /// synchronisation after that, so every free of a region block sees the base.
-static REGION: AtomicUsize = AtomicUsize::new(NO_REGION as usize);
+static REGION: AtomicUsize = AtomicUsize::new(usize::MAX - REGION_LEN);
 
 /// Live sampled large blocks per address bucket; see the notes above.
 static LARGE_FILTER: [AtomicU32; 1 << FILTER_BITS] = [const { AtomicU32::new(0) }; 1 << FILTER_BITS];
