@@ -5,11 +5,10 @@ single round's ratios carry the noise of the moment; the median over rounds is s
 
 Usage: scripts/bench-alloctrack.py [ROUNDS]
 """
-import json
-import pathlib
 import statistics
-import subprocess
 import sys
+
+from criterion_rounds import estimate, run
 
 BINARIES = [
     "system",
@@ -33,10 +32,8 @@ RATIOS = [
 ]
 
 
-def estimate(impl):
-    path = pathlib.Path("target/criterion/alloctrack-overhead") / impl / "mixed/new/estimates.json"
-    data = json.loads(path.read_text())
-    return data["slope" if data.get("slope") else "mean"]["point_estimate"]
+def time(impl):
+    return estimate("alloctrack-overhead", impl, "mixed")
 
 
 def main():
@@ -48,11 +45,11 @@ def main():
         for binary in BINARIES:
             args += ["--bench", f"alloc-{binary}"]
         args += ["--", "--warm-up-time", "1", "--measurement-time", "3", "--noplot"]
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run(args)
         for a, b in RATIOS:
-            samples[(a, b)].append(estimate(a) / estimate(b))
+            samples[(a, b)].append(time(a) / time(b))
         for impl in {i for pair in RATIOS for i in pair}:
-            times.setdefault(impl, []).append(estimate(impl))
+            times.setdefault(impl, []).append(time(impl))
         print(f"round {round_ + 1}: " + ", ".join(f"{a}/{b} {samples[(a, b)][-1]:.3f}" for a, b in RATIOS), flush=True)
     print(f"\nmedian of {rounds} rounds\n")
     print("| implementation | median time per round of the workload |")

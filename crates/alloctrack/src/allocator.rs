@@ -3,7 +3,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 
 use crate::sampling;
-use crate::thread::{REGISTRY, with_slot};
+use crate::thread::{REGISTRY, claimed_slot, with_slot};
 
 /// This file, to recognise its frames in sampled stacks.
 pub(crate) const SOURCE: &str = file!();
@@ -70,16 +70,66 @@ impl<A> Tracking<A> {
 /// it towards the thread's next sample and says whether this is the one.
 #[inline(always)]
 fn record_alloc(size: usize, sampling: bool) -> bool {
-    with_slot(
-        |own| {
-            REGISTRY.record_alloc(own, size as u64);
-            sampling && sampling::due(own, size)
-        },
-        |_| {
-            REGISTRY.record_shared(1, 0, 0, size as u64, 0);
-            false
-        },
-    )
+    let shared = |_: &_| {
+        REGISTRY.record_shared(1, 0, 0, size as u64, 0);
+        false
+    };
+    // One `with_slot` per configuration, each closure small enough to be inlined.
+    if sampling {
+        with_slot(|own| REGISTRY.record_alloc_limited(own, size as u64) && sampling::limit_reached(own, size), shared)
+    } else {
+        with_slot(
+            |own| {
+                REGISTRY.record_alloc(own, size as u64);
+                false
+            },
+            shared,
+        )
+    }
+}
+
+impl<A: GlobalAlloc> Tracking<A> {
+    /// `alloc` and `alloc_zeroed` beyond the fast path: a thread without a slot yet, a large
+    /// block, a fold or a sample due.
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::alloc`.
+    #[inline(never)]
+    unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        if record_alloc(layout.size(), self.sampling) {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { sampling::alloc(&self.inner, layout, zeroed) };
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { if zeroed { self.inner.alloc_zeroed(layout) } else { self.inner.alloc(layout) } }
+    }
+
+    /// `dealloc` beyond the fast path: a thread without a slot, a large block, a fold due, or a
+    /// block the sampler may own.
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::dealloc`.
+    #[inline(never)]
+    unsafe fn dealloc_slow(&self, ptr: *mut u8, layout: Layout) {
+        let size = layout.size() as u64;
+        // One `with_slot` per configuration, each closure small enough to be inlined.
+        if self.sampling {
+            let concerns = with_slot(
+                |own| sampling::record_dealloc(own, ptr, layout),
+                |_| {
+                    REGISTRY.record_shared(0, 1, 0, 0, size);
+                    sampling::concerns(ptr, layout)
+                },
+            );
+            if concerns && sampling::release(ptr) {
+                return;
+            }
+        } else {
+            with_slot(|own| REGISTRY.record_dealloc(own, size), |_| REGISTRY.record_shared(0, 1, 0, 0, size));
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
 }
 
 // SAFETY: every method passes its arguments unchanged to `A`, which upholds `GlobalAlloc`'s
@@ -89,48 +139,48 @@ fn record_alloc(size: usize, sampling: bool) -> bool {
 // bookkeeping neither unwinds nor allocates through this allocator.
 //
 // Allocations and deallocations are recorded before calling `A`, so that the call to `A` is
-// a tail call and the wrapper needs no stack frame: a measurable share of the cost over a fast
-// allocator such as mimalloc. An allocation that fails is therefore counted as well; Rust's
-// default handler aborts the process right after one.
+// a tail call. The fast path (a thread with its slot, a small block, no fold or sample due)
+// makes no other call: everything else goes to `alloc_slow` or `dealloc_slow`, also a tail
+// call, so the inlined wrapper needs no stack frame and saves no register, a measurable share
+// of the cost over a fast allocator such as mimalloc. An allocation that fails is counted as
+// well; Rust's default handler aborts the process right after one.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if record_alloc(layout.size(), self.sampling) {
-            // SAFETY: forwarded with the caller's guarantees.
-            return unsafe { sampling::alloc(&self.inner, layout, false) };
+        if let Some(slot) = claimed_slot() {
+            if slot.try_count_alloc(layout.size() as u64, self.sampling) {
+                // SAFETY: forwarded with the caller's guarantees.
+                return unsafe { self.inner.alloc(layout) };
+            }
         }
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.inner.alloc(layout) }
+        unsafe { self.alloc_slow(layout, false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if record_alloc(layout.size(), self.sampling) {
-            // SAFETY: forwarded with the caller's guarantees.
-            return unsafe { sampling::alloc(&self.inner, layout, true) };
+        if let Some(slot) = claimed_slot() {
+            if slot.try_count_alloc(layout.size() as u64, self.sampling) {
+                // SAFETY: forwarded with the caller's guarantees.
+                return unsafe { self.inner.alloc_zeroed(layout) };
+            }
         }
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.inner.alloc_zeroed(layout) }
+        unsafe { self.alloc_slow(layout, true) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let size = layout.size() as u64;
-        let concerns = with_slot(
-            |own| {
-                REGISTRY.record_dealloc(own, size);
-                self.sampling && sampling::concerns(Some(own), ptr, layout)
-            },
-            |_| {
-                REGISTRY.record_shared(0, 1, 0, 0, size);
-                self.sampling && sampling::concerns(None, ptr, layout)
-            },
-        );
-        if concerns && sampling::release(ptr) {
-            return;
+        if let Some(slot) = claimed_slot() {
+            if (!self.sampling || sampling::unconcerned(slot, ptr, layout))
+                && slot.try_count_dealloc(layout.size() as u64)
+            {
+                // SAFETY: forwarded with the caller's guarantees.
+                return unsafe { self.inner.dealloc(ptr, layout) };
+            }
         }
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.inner.dealloc(ptr, layout) }
+        unsafe { self.dealloc_slow(ptr, layout) }
     }
 
     #[inline]

@@ -21,9 +21,14 @@
 //! once its thread is quiet; a sum taken while other threads allocate is a mix of slightly
 //! different instants, and may miss a fold in progress.
 //!
-//! **Packing.** The hot path adds to one word per operation: an operation count in its high
-//! bits and a byte count in its low bits, added with a single add. Whenever the byte part
-//! crosses a multiple of 256 KiB the word is folded into the slot's wide counters (`fold`).
+//! **Packing.** The hot path adds to one word per operation: a byte count in its high bits and
+//! an operation count in its low bits, added with a single add. Bytes in the high bits make the
+//! word ordered by bytes, so "time to fold" is one compare of the word against a limit: once the
+//! byte part reaches 256 KiB the word is folded into the slot's wide counters (`fold`) and
+//! starts again from zero. A sampling allocator lowers the limit of the allocation word to its
+//! next sample point (`Slot::alloc_limit`), so the same compare also finds the allocation to
+//! sample: sampling adds no instruction to the allocation path but one load from the line it
+//! already holds.
 //!
 //! **Peak.** An exact global peak would need a shared counter written on every allocation.
 //! Instead each fold adds the slot's net byte change since the last fold to the shared
@@ -70,24 +75,52 @@ impl Counts {
     }
 }
 
-/// `Slot::countdown` before the first draw.
-pub(crate) const UNDRAWN: i64 = -1;
+/// `Slot::sample_at` before the first draw.
+pub(crate) const UNDRAWN: u64 = u64::MAX;
 /// `Slot::region` before the sampler's region is mapped: a base at the top of the 64-bit
 /// address space, where no allocation can be, so the range test needs no second condition
 /// (the test subtracts in `u64`, so this holds on 32-bit targets too).
 pub(crate) const NO_REGION: u64 = u64::MAX - (1 << 32);
 
-/// Bits of a packed counter that hold bytes; the bits above count operations.
-const BYTES_BITS: u32 = 44;
-const BYTES_MASK: u64 = (1 << BYTES_BITS) - 1;
-const ONE_OP: u64 = 1 << BYTES_BITS;
+/// Bits of a packed counter that count operations; the bits above hold bytes.
+const OPS_BITS: u32 = 20;
+const OPS_MASK: u64 = (1 << OPS_BITS) - 1;
 /// Allocations of at least this size skip the packed counters.
-const SMALL: u64 = 1 << FLUSH_SHIFT;
-/// A packed counter is folded into the wide ones whenever its bytes cross a multiple of
-/// `1 << FLUSH_SHIFT` (256 KiB): often enough that neither part can overflow (each operation
-/// adds at least one byte, so at most 2^18 operations and 2^19 bytes accumulate), rarely
-/// enough to cost nothing measurable.
-const FLUSH_SHIFT: u32 = 18;
+pub(crate) const SMALL: u64 = 1 << 18;
+/// A packed counter is folded into the wide ones once its bytes reach `SMALL` (256 KiB): often
+/// enough that neither part can overflow (each operation adds at least one byte and less than
+/// `SMALL`, so fewer than 2^18 operations and 2^19 bytes accumulate), rarely enough to cost
+/// nothing measurable.
+const FOLD_AT: u64 = pack(SMALL);
+
+/// A byte count as the packed word orders it: `bytes` in the high bits, no operations.
+pub(crate) const fn pack(bytes: u64) -> u64 {
+    bytes << OPS_BITS
+}
+
+/// Adds one operation of `size` bytes to a packed counter only this thread writes if `size`
+/// is below `SMALL` and the new word is below `limit`; true if it did.
+#[inline(always)]
+fn try_bump(packed: &AtomicU64, size: u64, limit: u64) -> bool {
+    if size >= SMALL {
+        return false;
+    }
+    let new = packed.load(Ordering::Relaxed) + pack(size) + 1;
+    if new >= limit {
+        return false;
+    }
+    packed.store(new, Ordering::Relaxed);
+    true
+}
+
+/// Adds one operation of `size` bytes (less than `SMALL`) to a packed counter only this thread
+/// writes, and returns the new word.
+#[inline(always)]
+fn bump_packed(packed: &AtomicU64, size: u64) -> u64 {
+    let new = packed.load(Ordering::Relaxed) + pack(size) + 1;
+    packed.store(new, Ordering::Relaxed);
+    new
+}
 
 /// One thread's counters.
 ///
@@ -108,10 +141,14 @@ pub(crate) struct Slot {
     /// overflow slot, only with atomic RMWs), so a relaxed load and store cannot lose an update.
     alloc_packed: AtomicU64,
     free_packed: AtomicU64,
-    /// Bytes the owning thread may still allocate before its next sample, for sampling
-    /// allocators (`sampling::countdown`); negative before the first draw. It stays with the
-    /// slot when a thread exits: what is left of a draw is still a valid wait.
-    pub(crate) countdown: AtomicI64,
+    /// The packed allocation word at or past which a sampling allocator leaves its fast path:
+    /// `pack` of the nearer of the fold point and the next sample point. 0 until the first
+    /// draw. Counting-only allocators compare against the fold point instead.
+    pub(crate) alloc_limit: AtomicU64,
+    /// Where the next sample falls, in bytes counted by `alloc_packed` since its last fold
+    /// (`sampling::countdown`); `UNDRAWN` before the first draw. It stays with the slot when a
+    /// thread exits: what is left of a draw is still a valid wait.
+    pub(crate) sample_at: AtomicU64,
     /// A copy of the sampler's region base, read by every free of a sampling allocator so that
     /// it needs no other load (`sampling::store`). Written for every slot, once, by the thread
     /// that maps the region.
@@ -133,7 +170,7 @@ fn bump_owned(counter: &AtomicU64, n: u64) {
 
 /// Splits a packed word into (operations, bytes).
 fn unpack(packed: u64) -> (u64, u64) {
-    (packed >> BYTES_BITS, packed & BYTES_MASK)
+    (packed & OPS_MASK, packed >> OPS_BITS)
 }
 
 macro_rules! slot_new {
@@ -142,7 +179,8 @@ macro_rules! slot_new {
             owned: AtomicBool::new(false),
             alloc_packed: AtomicU64::new(0),
             free_packed: AtomicU64::new(0),
-            countdown: AtomicI64::new(UNDRAWN),
+            alloc_limit: AtomicU64::new(0),
+            sample_at: AtomicU64::new(UNDRAWN),
             region: AtomicU64::new(NO_REGION),
             allocations: AtomicU64::new(0),
             deallocations: AtomicU64::new(0),
@@ -163,6 +201,40 @@ impl Slot {
     #[cfg(alloctrack_loom)]
     pub(crate) fn new() -> Self {
         slot_new!()
+    }
+
+    /// Counts an allocation of `size` bytes on this slot, the calling thread's own, if the
+    /// packed word alone can take it: `size` is below `SMALL` and the word stays below its
+    /// limit (`alloc_limit` for a sampling allocator, the fold point otherwise). False leaves
+    /// the slot untouched, for the full path (`Registry::record_alloc` and its kin) to redo.
+    #[inline(always)]
+    pub(crate) fn try_count_alloc(&self, size: u64, sampling: bool) -> bool {
+        let limit = if sampling { self.alloc_limit.load(Ordering::Relaxed) } else { FOLD_AT };
+        try_bump(&self.alloc_packed, size, limit)
+    }
+
+    /// As `try_count_alloc`, for a deallocation.
+    #[inline(always)]
+    pub(crate) fn try_count_dealloc(&self, size: u64) -> bool {
+        try_bump(&self.free_packed, size, FOLD_AT)
+    }
+
+    /// The bytes counted by the allocation word since its last fold.
+    pub(crate) fn unfolded_bytes(&self) -> u64 {
+        unpack(self.alloc_packed.load(Ordering::Relaxed)).1
+    }
+
+    /// Whether the allocation word is due a fold.
+    pub(crate) fn fold_due(&self) -> bool {
+        self.alloc_packed.load(Ordering::Relaxed) >= FOLD_AT
+    }
+
+    /// Sets `alloc_limit` from `sample_at`: the nearer of the fold point and the sample point,
+    /// or 0 (every allocation takes the slow path) before the first draw.
+    pub(crate) fn update_limit(&self) {
+        let at = self.sample_at.load(Ordering::Relaxed);
+        let limit = if at == UNDRAWN { 0 } else { pack(at.min(SMALL)) };
+        self.alloc_limit.store(limit, Ordering::Relaxed);
     }
 
     /// Reads the counters, folded and packed together.
@@ -253,10 +325,29 @@ impl<const N: usize> Registry<N> {
         Self::record_packed(self, slot, &slot.alloc_packed, size);
     }
 
+    /// Records an allocation of `size` bytes in the calling thread's own `slot` for a sampling
+    /// allocator, unless it is large or reaches `Slot::alloc_limit`: true then, and the caller
+    /// finishes the work out of line (`sampling::countdown::limit_reached`), recording a
+    /// large allocation itself.
+    #[inline(always)]
+    pub(crate) fn record_alloc_limited(&self, slot: &Slot, size: u64) -> bool {
+        size >= SMALL || bump_packed(&slot.alloc_packed, size) >= slot.alloc_limit.load(Ordering::Relaxed)
+    }
+
     /// Records a deallocation of `size` bytes in the calling thread's own `slot`.
     #[inline(always)]
     pub(crate) fn record_dealloc(&self, slot: &Slot, size: u64) {
         Self::record_packed(self, slot, &slot.free_packed, size);
+    }
+
+    /// Records a deallocation of `size` bytes, less than `SMALL`, in the calling thread's own
+    /// `slot`.
+    #[inline(always)]
+    pub(crate) fn record_small_dealloc(&self, slot: &Slot, size: u64) {
+        debug_assert!(size < SMALL);
+        if bump_packed(&slot.free_packed, size) >= FOLD_AT {
+            self.fold(slot);
+        }
     }
 
     #[inline(always)]
@@ -264,12 +355,17 @@ impl<const N: usize> Registry<N> {
         if size >= SMALL {
             return self.record_large(slot, packed, size);
         }
-        let old = packed.load(Ordering::Relaxed);
-        let new = old + ONE_OP + size;
-        packed.store(new, Ordering::Relaxed);
-        if ((old ^ new) & BYTES_MASK) >> FLUSH_SHIFT != 0 {
+        if bump_packed(packed, size) >= FOLD_AT {
             self.fold(slot);
         }
+    }
+
+    /// Records an allocation of `SMALL` bytes or more, which skips the packed word (and folds
+    /// it).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn record_large_alloc(&self, slot: &Slot, size: u64) {
+        self.record_large(slot, &slot.alloc_packed, size);
     }
 
     #[cold]
@@ -300,7 +396,7 @@ impl<const N: usize> Registry<N> {
     /// last fold to the live estimate.
     #[cold]
     #[inline(never)]
-    fn fold(&self, slot: &Slot) {
+    pub(crate) fn fold(&self, slot: &Slot) {
         let (allocs, alloc_bytes) = unpack(slot.alloc_packed.load(Ordering::Relaxed));
         let (frees, free_bytes) = unpack(slot.free_packed.load(Ordering::Relaxed));
         bump_owned(&slot.allocations, allocs);
@@ -309,6 +405,12 @@ impl<const N: usize> Registry<N> {
         bump_owned(&slot.deallocations, frees);
         bump_owned(&slot.bytes_freed, free_bytes);
         slot.free_packed.store(0, Ordering::Relaxed);
+        // The next sample point counts from the word's new zero.
+        let at = slot.sample_at.load(Ordering::Relaxed);
+        if at != UNDRAWN {
+            slot.sample_at.store(at.saturating_sub(alloc_bytes), Ordering::Relaxed);
+        }
+        slot.update_limit();
         let net = slot
             .bytes_allocated
             .load(Ordering::Relaxed)

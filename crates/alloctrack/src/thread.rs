@@ -73,6 +73,15 @@ pub(crate) fn with_slot<R>(own: impl FnOnce(&Slot) -> R, shared: impl FnOnce(&Sl
     }
 }
 
+/// The calling thread's own slot, if it has claimed one: the allocator's fast path, which
+/// leaves every other case to `with_slot`.
+#[inline(always)]
+pub(crate) fn claimed_slot() -> Option<&'static Slot> {
+    let current = CURRENT.try_with(Cell::get).unwrap_or(UNCLAIMED);
+    // SAFETY: an untagged `CURRENT` is the address of a slot in the static registry.
+    (current & NOT_OWN == 0).then(|| unsafe { &*(current as *const Slot) })
+}
+
 /// The slow path of `with_slot`: claims a slot if the thread has none yet. `None` means the
 /// thread uses the overflow slot.
 #[cold]

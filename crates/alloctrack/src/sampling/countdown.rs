@@ -10,9 +10,14 @@
 //! for every site, small objects and large alike (pprof's "unsampling" of heap profiles uses
 //! the same formula).
 //!
-//! The fast path is one subtract, compare and store on the thread's counter slot, which the
-//! allocation path has already loaded (`Slot::countdown`, beside the packed counters): no
-//! thread-local access of its own. The random state and the re-entrancy flag, used only on the
+//! The countdown costs the fast path nothing of its own. The next sample point is kept as a
+//! position in the bytes counted by the thread's packed allocation word (`Slot::sample_at`),
+//! and the word's limit (`Slot::alloc_limit`), which the counting already compares against to
+//! know when to fold, is lowered to that point: the allocation that reaches it leaves the
+//! fast path as a fold would, and `limit_reached` decides, draws the next point and resets
+//! the limit. Bytes the word does not count (large blocks, reallocations) are counted out of
+//! line by `consume`, and each fold moves the point back by the bytes it folded. The random
+//! state and the re-entrancy flag, used only on the
 //! slow path, are const-initialised thread-locals without destructors, valid at every point of
 //! a thread's life. Threads without a slot of their own (beyond `MAX_THREADS`, or in their
 //! tear-down) are not sampled.
@@ -25,7 +30,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::store::{MAX_DEPTH, Weight};
-use crate::registry::{Slot, UNDRAWN};
+use crate::registry::{SMALL, Slot, UNDRAWN};
+use crate::thread::REGISTRY;
 
 /// This file, to recognise its frames in sampled stacks.
 pub(crate) const SOURCE: &str = file!();
@@ -38,7 +44,7 @@ pub const DEFAULT_INTERVAL: u64 = 512 * 1024;
 static INTERVAL: AtomicU64 = AtomicU64::new(DEFAULT_INTERVAL);
 
 /// How far a thread counts down while sampling is paused before it looks again.
-const PAUSED_RECHECK: i64 = 1 << 20;
+const PAUSED_RECHECK: u64 = 1 << 20;
 
 std::thread_local! {
     static RANDOM: Cell<u64> = const { Cell::new(0) };
@@ -46,55 +52,84 @@ std::thread_local! {
 }
 
 pub(crate) fn set_interval(bytes: u64) {
-    INTERVAL.store(bytes.min(i64::MAX as u64 / 2), Ordering::Relaxed);
+    INTERVAL.store(bytes.min(u64::MAX / 8), Ordering::Relaxed);
 }
 
 pub(crate) fn interval() -> u64 {
     INTERVAL.load(Ordering::Relaxed)
 }
 
-/// Counts an allocation of `size` bytes against the countdown of `slot`, the calling thread's
-/// own; true if it is to be sampled.
-#[inline(always)]
-pub(crate) fn due(slot: &Slot, size: usize) -> bool {
-    // Only the owning thread writes `countdown`: a relaxed load and store lose nothing.
-    let left = slot.countdown.load(Ordering::Relaxed).wrapping_sub(size as i64);
-    if left >= 0 {
-        slot.countdown.store(left, Ordering::Relaxed);
-        return false;
-    }
-    draw(slot, size)
-}
-
-/// The slow path of `due`: the countdown ran out (or was never drawn).
+/// The slow path of an allocation of `size` bytes on `slot`, the calling thread's own, that is
+/// large or reached `Slot::alloc_limit` (`Registry::record_alloc_limited`): records a large
+/// allocation, folds the counters if due, and says whether this allocation is to be sampled.
 #[cold]
 #[inline(never)]
-fn draw(slot: &Slot, size: usize) -> bool {
+pub(crate) fn limit_reached(slot: &Slot, size: usize) -> bool {
+    let size = size as u64;
+    if size >= SMALL {
+        REGISTRY.record_large_alloc(slot, size);
+        return consume(slot, size);
+    }
+    let sampled = decide(slot, slot.unfolded_bytes(), size);
+    if slot.fold_due() {
+        REGISTRY.fold(slot);
+    } else {
+        slot.update_limit();
+    }
+    sampled
+}
+
+/// Counts `size` bytes that the allocation word does not count (a large allocation, a
+/// reallocation) against the next sample of `slot`, the calling thread's own; true if this
+/// allocation is to be sampled.
+pub(crate) fn consume(slot: &Slot, size: u64) -> bool {
+    let at = slot.sample_at.load(Ordering::Relaxed);
+    if at != UNDRAWN && slot.unfolded_bytes() + size < at {
+        // Short of the point: the common case, without the thread-local lookups of `decide`.
+        slot.sample_at.store(at - size, Ordering::Relaxed);
+        slot.update_limit();
+        return false;
+    }
+    let sampled = decide(slot, slot.unfolded_bytes() + size, size);
+    // Back to the word's coordinates, where these bytes do not appear.
+    let at = slot.sample_at.load(Ordering::Relaxed);
+    if at != UNDRAWN {
+        slot.sample_at.store(at.saturating_sub(size), Ordering::Relaxed);
+    }
+    slot.update_limit();
+    sampled
+}
+
+/// Whether an allocation of `size` bytes ending at `end` (in bytes of the allocation word
+/// since its last fold) reaches the next sample point; if it does, draws the next one.
+fn decide(slot: &Slot, end: u64, size: u64) -> bool {
     if BUSY.try_with(Cell::get).unwrap_or(true) {
         return false;
     }
     let interval = INTERVAL.load(Ordering::Relaxed);
     if interval == 0 {
-        slot.countdown.store(PAUSED_RECHECK, Ordering::Relaxed);
+        slot.sample_at.store(end + PAUSED_RECHECK, Ordering::Relaxed);
         return false;
     }
-    if slot.countdown.load(Ordering::Relaxed) == UNDRAWN {
+    // Only the owning thread writes `sample_at`: a relaxed load and store lose nothing.
+    let mut at = slot.sample_at.load(Ordering::Relaxed);
+    if at == UNDRAWN {
         // A slot's first allocation: start from a draw rather than sampling it.
-        let left = next_countdown(interval).wrapping_sub(size as i64);
-        if left >= 0 {
-            slot.countdown.store(left, Ordering::Relaxed);
-            return false;
-        }
+        at = end - size + next_countdown(interval);
     }
-    slot.countdown.store(next_countdown(interval), Ordering::Relaxed);
-    true
+    let sampled = end >= at;
+    if sampled {
+        at = end + next_countdown(interval);
+    }
+    slot.sample_at.store(at, Ordering::Relaxed);
+    sampled
 }
 
 /// A draw from the exponential distribution with mean `interval`.
-fn next_countdown(interval: u64) -> i64 {
-    // -ln(u) * interval for u uniform in (0, 1]; capped so that a countdown cannot overflow.
+fn next_countdown(interval: u64) -> u64 {
+    // -ln(u) * interval for u uniform in (0, 1]; capped so that a sample point cannot overflow.
     let u = 1.0 - uniform();
-    ((-u.ln()) * interval as f64).min((i64::MAX / 4) as f64) as i64
+    ((-u.ln()) * interval as f64).min((u64::MAX / 4) as f64) as u64
 }
 
 /// A uniform draw in [0, 1) from the thread's xorshift state, seeded from its address and a
@@ -151,4 +186,43 @@ pub(crate) fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
         }
     });
     depth
+}
+
+#[cfg(all(test, not(alloctrack_loom)))]
+mod tests {
+    use super::*;
+
+    /// One allocation through a sampling allocator's path: true if it is sampled.
+    fn alloc(slot: &Slot, size: u64) -> bool {
+        REGISTRY.record_alloc_limited(slot, size) && limit_reached(slot, size as usize)
+    }
+
+    fn place_sample(slot: &Slot, after: u64) {
+        slot.sample_at.store(slot.unfolded_bytes() + after, Ordering::Relaxed);
+        slot.update_limit();
+    }
+
+    /// The sample falls on the allocation that reaches the sample point, whether the point lies
+    /// beyond a fold of the counters or is reached through bytes the packed word does not count
+    /// (a large block, a reallocation); the counts stay exact throughout.
+    #[test]
+    fn the_sample_falls_where_the_bytes_reach_it() {
+        let slot = Slot::new();
+        // 300,000 bytes away: past the fold at 256 KiB.
+        place_sample(&slot, 300_000);
+        let sampled: Vec<u64> = (1..=400).filter(|_| alloc(&slot, 1000)).collect();
+        assert_eq!(sampled.first(), Some(&300), "samples at allocations {sampled:?}");
+        assert_eq!(slot.counts().allocations, 400);
+        assert_eq!(slot.counts().bytes_allocated, 400_000);
+
+        place_sample(&slot, 500_000);
+        assert!(!alloc(&slot, 400_000), "a large block short of the point is not sampled");
+        assert!(!consume(&slot, 99_000), "nor a reallocation short of it");
+        assert!(alloc(&slot, 1000), "the next 1000 bytes reach it");
+        assert_eq!(slot.counts().allocations, 402);
+        assert_eq!(slot.counts().bytes_allocated, 801_000);
+
+        place_sample(&slot, 10_000);
+        assert!(alloc(&slot, 400_000), "a large block across the point is sampled");
+    }
 }

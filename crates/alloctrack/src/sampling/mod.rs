@@ -25,7 +25,7 @@
 //! Figures are estimates: each sampled block of `s` bytes stands for `s / (1 - exp(-s/N))`
 //! bytes at interval `N`, so a site's estimate converges on its true bytes as its samples
 //! grow (a site that allocated 100 intervals' worth is within about 10%). The sampler's own
-//! cost is a countdown per allocation and a range check per free, both on the counter slot the
+//! cost is one load per allocation and a range check per free, both on the counter slot the
 //! allocation path already holds, and a stack walk per sample; see `store.rs` and
 //! `countdown.rs` for how a sampled block is found again when it is freed. Sampling needs a
 //! Unix system (the blocks it records live in a reserved mapping); elsewhere nothing is sampled
@@ -43,10 +43,10 @@ use std::path::Path;
 pub use countdown::DEFAULT_INTERVAL;
 use store::{MAX_DEPTH, Placement, SLOT_SIZE};
 
-pub(crate) use countdown::due;
+pub(crate) use countdown::limit_reached;
 
 use crate::registry::Slot;
-use crate::thread::with_slot;
+use crate::thread::{REGISTRY, with_slot};
 
 /// Sets the mean number of bytes between samples, for every thread from its next sample on;
 /// 0 pauses sampling (threads look again every MiB they allocate).
@@ -89,20 +89,38 @@ pub(crate) unsafe fn alloc<A: GlobalAlloc>(inner: &A, layout: Layout, zeroed: bo
     }
 }
 
-/// Whether the free of `ptr` may need the sampler: a region block, or a block larger than a
-/// slot (which may be a sampled large block). Kept to one compare and one size test, inlined
-/// into every free; [`release`] does the rest out of line. `slot` is the calling thread's own
-/// counter slot, if it has one.
+/// Records the free of `ptr` on `slot`, the calling thread's own, for a sampling allocator, and
+/// says whether the sampler may own the block: a region block, or a block larger than a slot
+/// (which may be a sampled large block). Inlined into every free: a block of at most a slot
+/// costs the packed count and one range compare, both on `slot`; [`release`] does the rest out
+/// of line.
 #[inline(always)]
-pub(crate) fn concerns(slot: Option<&Slot>, ptr: *mut u8, layout: Layout) -> bool {
-    let in_region = match slot {
-        Some(slot) => store::in_region_of(slot, ptr),
-        None => store::in_region(ptr),
-    };
-    in_region || layout.size() > SLOT_SIZE
+pub(crate) fn record_dealloc(slot: &Slot, ptr: *mut u8, layout: Layout) -> bool {
+    if layout.size() > SLOT_SIZE {
+        REGISTRY.record_dealloc(slot, layout.size() as u64);
+        return true;
+    }
+    REGISTRY.record_small_dealloc(slot, layout.size() as u64);
+    store::in_region_of(slot, ptr)
 }
 
-/// Frees a block for which [`concerns`] held: true if the sampler owned it (freed), false if
+/// Whether the free of `ptr` is one the sampler has nothing to do with and knows it at once: a
+/// block of at most a slot, outside the region (`slot` is the calling thread's own).
+#[inline(always)]
+pub(crate) fn unconcerned(slot: &Slot, ptr: *mut u8, layout: Layout) -> bool {
+    layout.size() <= SLOT_SIZE && !store::in_region_of(slot, ptr)
+}
+
+// A block of at most a slot is below the registry's large-block size: `record_dealloc` counts
+// it with the packed word alone.
+const _: () = assert!((SLOT_SIZE as u64) < crate::registry::SMALL);
+
+/// As [`record_dealloc`]'s answer, for a thread without a slot of its own.
+pub(crate) fn concerns(ptr: *mut u8, layout: Layout) -> bool {
+    layout.size() > SLOT_SIZE || store::in_region(ptr)
+}
+
+/// Frees a block for which [`record_dealloc`] or [`concerns`] held: true if the sampler owned it (freed), false if
 /// it belongs to the inner allocator (forgotten here if it was a sampled large block; the
 /// caller frees it).
 #[cold]
@@ -126,7 +144,7 @@ pub(crate) fn release(ptr: *mut u8) -> bool {
 /// As `GlobalAlloc::realloc`.
 #[inline(never)]
 pub(crate) unsafe fn realloc_sampling<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-    let due = with_slot(|own| countdown::due(own, new_size), |_| false);
+    let due = with_slot(|own| countdown::consume(own, new_size as u64), |_| false);
     if due || store::in_region(ptr) || (layout.size() > SLOT_SIZE && store::maybe_large(ptr)) {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { realloc(inner, ptr, layout, new_size, due) }

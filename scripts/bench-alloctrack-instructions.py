@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Counts the instructions one round of the alloctrack-overhead workload executes under each
+global allocator, with valgrind's callgrind: a figure the machine's noise does not move, beside
+the timed medians of `bench-alloctrack.py` (which a shared 2-core machine can swing by tens of
+percent). Instructions are not time (a load that misses costs more than an add), but a change
+to the allocation path shows in them exactly.
+
+Each bench binary runs briefly under callgrind; the script divides the workload function's
+inclusive instruction count by its number of calls.
+
+Usage: scripts/bench-alloctrack-instructions.py   (needs valgrind: apt-get install valgrind)
+"""
+import json
+import re
+import subprocess
+import sys
+import tempfile
+
+BINARIES = [
+    "system",
+    "ours-over-system",
+    "ours-sampled-over-system",
+    "mimalloc",
+    "ours-over-mimalloc",
+    "ours-sampled-over-mimalloc",
+    "tracking-allocator",
+    "stats-alloc",
+]
+RATIOS = [
+    ("ours-over-system", "system"),
+    ("ours-sampled-over-system", "system"),
+    ("ours-over-mimalloc", "mimalloc"),
+    ("ours-sampled-over-mimalloc", "mimalloc"),
+    ("tracking-allocator", "system"),
+    ("stats-alloc", "system"),
+]
+WORKLOAD = "benches::alloc_workload::workload"
+
+
+def executables():
+    args = ["cargo", "bench", "-q", "-p", "benches", "--no-run", "--message-format=json"]
+    for binary in BINARIES:
+        args += ["--bench", f"alloc-{binary}"]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    found = {}
+    for line in out.splitlines():
+        message = json.loads(line)
+        name = message.get("target", {}).get("name", "").removeprefix("alloc-")
+        if message.get("reason") == "compiler-artifact" and message.get("executable") and name in BINARIES:
+            found[name] = message["executable"]
+    return found
+
+
+def per_round(path):
+    """Inclusive instructions per call of the workload function in a callgrind output file."""
+    names, calls, instructions = {}, 0, 0
+    lines = open(path).read().splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+        if not m:
+            continue
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        if line.startswith("cfn=") and names.get(m.group(1)) == WORKLOAD:
+            c = re.match(r"calls=(\d+)", lines[i + 1])
+            calls += int(c.group(1))
+            instructions += int(lines[i + 2].split()[1])
+    if not calls:
+        sys.exit(f"no call of {WORKLOAD} recorded in {path}")
+    return instructions / calls
+
+
+def main():
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for binary, exe in sorted(executables().items()):
+            out = f"{tmp}/{binary}.out"
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", exe, "--bench",
+                            "--warm-up-time", "0.05", "--measurement-time", "0.3", "--noplot"],
+                           check=True, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            counts[binary] = per_round(out)
+    print("| implementation | instructions per round of the workload |")
+    print("|---|---|")
+    for binary in BINARIES:
+        print(f"| {binary} | {counts[binary]:,.0f} |")
+    print("\n| ratio | instructions |")
+    print("|---|---|")
+    for a, b in RATIOS:
+        print(f"| {a} / {b} | {counts[a] / counts[b]:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
