@@ -99,13 +99,23 @@ fn rss_source_reads_the_process() {
 #[test]
 fn live_bytes_drive_a_pressure_monitor() {
     let base = snapshot().live_bytes;
-    // A limit such that 32 MiB more live bytes cross the warning threshold.
-    let monitor = PressureMonitor::builder(base + (36 << 20)).source(Source::LiveBytes).build().unwrap();
+    // Live bytes are the whole process's, and the tests of this binary run at once: a panic
+    // elsewhere (the panicking-callback test) symbolizes a backtrace when RUST_BACKTRACE is
+    // set, caching megabytes of debug info. With the limit at 2 x base + 80 MiB, warning at
+    // half and critical at all of it, the 48 MiB ballast reads Warning unless others free 8 MiB
+    // or allocate base + 32 MiB meanwhile (a margin of under 2 MiB once failed under
+    // AddressSanitizer: the ballast read Critical).
+    let monitor = PressureMonitor::builder(2 * base + (80 << 20))
+        .source(Source::LiveBytes)
+        .warning(0.5)
+        .critical(1.0)
+        .build()
+        .unwrap();
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = events.clone();
     monitor.on_pressure(move |e| seen.lock().unwrap().push((e.previous, e.level)));
     assert_eq!(monitor.check(), Level::Normal);
-    let ballast = std::hint::black_box(vec![1u8; 32 << 20]);
+    let ballast = std::hint::black_box(vec![1u8; 48 << 20]);
     assert_eq!(monitor.check(), Level::Warning);
     drop(ballast);
     assert_eq!(monitor.check(), Level::Normal);
