@@ -8,32 +8,12 @@ Usage: scripts/bench-alloctrack.py [ROUNDS]
 import statistics
 import sys
 
+from alloctrack_benches import BINARIES, RATIOS, criterion_id
 from criterion_rounds import estimate, run
-
-BINARIES = [
-    "system",
-    "ours-over-system",
-    "ours-sampled-over-system",
-    "mimalloc",
-    "ours-over-mimalloc",
-    "ours-sampled-over-mimalloc",
-    "tracking-allocator",
-    "stats-alloc",
-    "dhat",
-]
-RATIOS = [
-    ("ours-over-system", "system"),
-    ("ours-sampled-over-system", "system"),
-    ("ours-over-mimalloc", "mimalloc"),
-    ("ours-sampled-over-mimalloc", "mimalloc"),
-    ("tracking-allocator", "system"),
-    ("stats_alloc", "system"),
-    ("dhat", "ours-over-system"),
-]
 
 
 def time(impl):
-    return estimate("alloctrack-overhead", impl, "mixed")
+    return estimate("alloctrack-overhead", criterion_id(impl), "mixed")
 
 
 def main():
