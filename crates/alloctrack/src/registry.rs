@@ -128,8 +128,8 @@ fn bump_packed(packed: &AtomicU64, size: u64) -> u64 {
 /// a byte count added with a single add; the wide counters and the live estimate are updated
 /// when a packed word is folded (every 256 KiB).
 ///
-/// `repr(C)` keeps the fields the allocation path touches (the packed words and the sampler's
-/// two) in the first 64 bytes.
+/// `repr(C)` keeps the fields the allocation path touches (the packed words, and for a
+/// sampling allocator `alloc_limit` and `region`) in the first 64 bytes, checked below.
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -161,6 +161,10 @@ pub(crate) struct Slot {
     /// Net bytes (allocated minus freed, folded counters) last added to `live_estimate`.
     flushed_net: AtomicI64,
 }
+
+// The fast path's fields share the slot's first cache line.
+#[cfg(not(alloctrack_loom))]
+const _: () = assert!(std::mem::offset_of!(Slot, region) + 8 <= 64);
 
 /// Adds `n` to a counter only this thread writes: a plain load and store, no locked RMW.
 #[inline(always)]
