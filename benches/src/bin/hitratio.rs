@@ -6,10 +6,10 @@
 //!
 //! Formats (told by the file name unless `--format` is given): `arc` (`*.lis[.zst]`: lines
 //! `start nblocks ignore req_no`, touching keys `start..start+nblocks`), `lirs` (`*.trace[.gz]`: one key
-//! a line) and `sized` (`*.trace.xz` or a name containing `size`: lines `time key bytes`). For `arc`
-//! and `lirs` a capacity is a number of entries; for `sized` it is a byte budget, or a percentage of the
-//! bytes of all distinct objects when written like `5%`. Compressed files (`.zst`, `.gz`, `.xz`) are
-//! read as they are.
+//! a line; a line holding only `*` marks a phase boundary and is skipped) and `sized` (`*.trace.xz` or
+//! a name containing `size`: lines `time key bytes`). For `arc` and `lirs` a capacity is a number of
+//! entries; for `sized` it is a byte budget, or a percentage of the bytes of all distinct objects when
+//! written like `5%`. Compressed files (`.zst`, `.gz`, `.xz`) are read as they are.
 //!
 //! Every implementation sees the same requests: look the key up, insert it on a miss. `lru` (the `lru`
 //! crate, one unsharded list) is exact LRU. The weighted rows give each entry its object size.
@@ -72,7 +72,8 @@ fn read_trace(path: &Path, format: Format) -> Result<Vec<Request>, String> {
                 .parse::<u64>()
                 .map_err(|e| format!("{}: line {}: bad {what}: {e}", path.display(), n + 1))
         };
-        if line.trim().is_empty() {
+        // LIRS traces mark a boundary between phases with a line holding only `*`: not a request.
+        if line.trim().is_empty() || (format == Format::Lirs && line.trim() == "*") {
             continue;
         }
         match format {

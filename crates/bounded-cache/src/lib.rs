@@ -19,13 +19,13 @@
 //!         a version, two policy bytes),
 //!         rounded up to the alignment of the node
 //! index:  12 (a u32 slot and a control byte, at hashbrown's lowest load factor, 7/16)
-//! ghost:  24 with Policy::S3Fifo (up to 6 four-byte slots per entry)
+//! ghost:  5 with Policy::S3Fifo (up to 2.4 two-byte slots per entry)
 //! cap:    8 with a time to idle or an Expiry hook (the latest deadline a read may set)
 //! ```
 //!
-//! For `u64` keys and values that is 44 bytes beyond key and value with LRU and 68 with S3-FIFO;
+//! For `u64` keys and values that is 44 bytes beyond key and value with LRU and 49 with S3-FIFO;
 //! measured with a counting allocator on a full cache of a million entries after a million
-//! evictions (`cargo run --release -p benches --bin cache-memory`): 42.6 and 59.4 bytes. Slab pages
+//! evictions (`cargo run --release -p benches --bin cache-memory`): 42.6 and 47.4 bytes. Slab pages
 //! add at most one part-filled page of 128 nodes per shard.
 //!
 //! # Memory ordering
