@@ -294,21 +294,23 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// A LIRS trace file holding `text`.
+    fn trace(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
     #[test]
     fn lirs_phase_markers_are_not_requests() {
-        let path = std::env::temp_dir().join(format!("hitratio-{}.trace", std::process::id()));
-        std::fs::write(&path, "7\n*\n8\n\n7\n").unwrap();
-        let requests = read_trace(&path, Format::Lirs);
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(requests.unwrap(), vec![(7, 1), (8, 1), (7, 1)]);
+        let file = trace("7\n*\n8\n\n7\n");
+        assert_eq!(read_trace(file.path(), Format::Lirs).unwrap(), vec![(7, 1), (8, 1), (7, 1)]);
     }
 
     #[test]
     fn a_bad_key_is_reported_with_its_line() {
-        let path = std::env::temp_dir().join(format!("hitratio-bad-{}.trace", std::process::id()));
-        std::fs::write(&path, "7\nx\n").unwrap();
-        let error = read_trace(&path, Format::Lirs).unwrap_err();
-        std::fs::remove_file(&path).unwrap();
+        let file = trace("7\nx\n");
+        let error = read_trace(file.path(), Format::Lirs).unwrap_err();
         assert!(error.contains("line 2: bad key"), "{error}");
     }
 }
