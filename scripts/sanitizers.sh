@@ -25,10 +25,16 @@ sanitized() {
 thread() {
     # Any report fails the test binary (exit code 66) at the end of the run.
     export TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1}"
-    sanitized thread -p leanrt-objpool --test pool --test stress --test lifecycle --test async_create --test async_reset
-    sanitized thread -p leanrt-connpool --test pool --test stress --test burst --test cancel --test lifecycle
-    sanitized thread -p bounded-cache --test cache --test stress --test invalidation --test reentrant --test panics --test expiry --test compute --test refresh
-    sanitized thread -p streamproc --lib --test process --test inputs
+    # One build for all four crates: a build per crate resolves the dependencies' features
+    # differently and compiles them again. A test name selects that test in every crate that has
+    # one (`pool`, `stress` and `lifecycle` are in several, and each of those is meant).
+    sanitized thread -p leanrt-objpool -p leanrt-connpool -p bounded-cache -p streamproc \
+        --test pool --test stress --test lifecycle --test async_create --test async_reset \
+        --test burst --test cancel \
+        --test cache --test invalidation --test reentrant --test panics --test expiry --test compute --test refresh \
+        --test process --test inputs
+    # `--lib` would select every crate's unit tests; streamproc's are the ones with threads.
+    sanitized thread -p streamproc --lib
 }
 
 address() {
