@@ -97,6 +97,7 @@ fn implementations() -> Vec<Make> {
     vec![
         ("ours", || ours(Policy::Lru)),
         ("ours-s3fifo", || ours(Policy::S3Fifo)),
+        ("ours-wtinylfu", || ours(Policy::TinyLfu)),
         ("moka", || Box::new(moka::sync::Cache::<u64, u64>::new(CAPACITY))),
         ("quick_cache", || Box::new(quick_cache::sync::Cache::<u64, u64>::new(CAPACITY as usize))),
         ("tinyufo", || Box::new(tinyufo::TinyUfo::<u64, u64>::new(CAPACITY as usize, CAPACITY as usize))),

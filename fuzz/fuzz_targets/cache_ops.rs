@@ -2,10 +2,10 @@
 //!
 //! - One shard, LRU, against an exact model: a `Vec` in recency order with the cache's weights.
 //!   The eviction order, the contents and the weighed size must match it after every operation.
-//! - Four shards, S3-FIFO, against a validity model: the victims differ, but after every operation
-//!   the weighed size is within the budget and equals the weight of the live entries, and a read
-//!   returns only a value that is still valid for its key (the last one written and not
-//!   invalidated since).
+//! - Four shards, S3-FIFO and then W-TinyLFU, against a validity model: the victims differ, but
+//!   after every operation the weighed size is within the budget and equals the weight of the
+//!   live entries, and a read returns only a value that is still valid for its key (the last one
+//!   written and not invalidated since).
 //!
 //! Both caches have a time to idle on a clock that moves only by `Advance`, and entries may have
 //! their own time to live: the models keep each entry's deadline (moved by reads, capped by the
@@ -902,13 +902,15 @@ fuzz_target!(|input: Input| {
     assert_eq!(h.cache.purge_expired(), expired);
     h.reconcile();
 
-    let mut h = Harness::new(budget, 4, Policy::S3Fifo);
-    let mut model = Valid::new();
-    for op in &input.ops {
-        valid(&mut h, &mut model, op, None);
-        EXPECTING.with(|e| e.set(false));
+    for policy in [Policy::S3Fifo, Policy::TinyLfu] {
+        let mut h = Harness::new(budget, 4, policy);
+        let mut model = Valid::new();
+        for op in &input.ops {
+            valid(&mut h, &mut model, op, None);
+            EXPECTING.with(|e| e.set(false));
+            h.reconcile();
+        }
+        h.cache.purge_expired();
         h.reconcile();
     }
-    h.cache.purge_expired();
-    h.reconcile();
 });

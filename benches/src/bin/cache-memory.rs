@@ -42,7 +42,11 @@ fn main() {
     println!("{} distinct (u64, u64) entries inserted into caches sized for {n}\n", 2 * n);
     println!("| implementation | entries | bytes held | bytes per entry | beyond key and value |");
     println!("|---|---|---|---|---|");
-    for (name, policy) in [("ours (LRU)", Policy::Lru), ("ours (S3-FIFO)", Policy::S3Fifo)] {
+    for (name, policy) in [
+        ("ours (LRU)", Policy::Lru),
+        ("ours (S3-FIFO)", Policy::S3Fifo),
+        ("ours (W-TinyLFU)", Policy::TinyLfu),
+    ] {
         measure(
             name,
             n,

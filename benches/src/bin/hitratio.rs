@@ -1,8 +1,10 @@
 //! Replays a cache trace through each implementation at given capacities and prints hit ratios.
 //!
 //! ```text
-//! cargo run --release -p benches --bin hitratio -- <trace file> <capacity>... [--format arc|lirs|sized]
+//! cargo run --release -p benches --bin hitratio -- <trace file> <capacity>... [--format arc|lirs|sized] [--only <name>]...
 //! ```
+//!
+//! `--only` replays only the implementations so named (repeatable), for a quicker run.
 //!
 //! Formats (told by the file name unless `--format` is given): `arc` (`*.lis[.zst]`: lines
 //! `start nblocks ignore req_no`, touching keys `start..start+nblocks`), `lirs` (`*.trace[.gz]`: one key
@@ -191,6 +193,7 @@ fn implementations(capacity: u64, sized: bool) -> Vec<(&'static str, Box<dyn Rep
     let mut all: Vec<(&'static str, Box<dyn Replay>)> = vec![
         ("ours-lru", ours(Policy::Lru)),
         ("ours-s3fifo", ours(Policy::S3Fifo)),
+        ("ours-wtinylfu", ours(Policy::TinyLfu)),
         ("moka", Box::new(Moka(moka))),
         ("quick_cache", Box::new(Quick(quick))),
     ];
@@ -209,8 +212,16 @@ fn main() -> ExitCode {
     let mut path = None;
     let mut format = None;
     let mut capacities = Vec::new();
+    let mut only = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--only" => match args.next() {
+                Some(name) => only.push(name),
+                None => {
+                    eprintln!("--only takes an implementation's name");
+                    return ExitCode::from(2);
+                }
+            },
             "--format" => {
                 format = match args.next().as_deref() {
                     Some("arc") => Some(Format::Arc),
@@ -227,7 +238,7 @@ fn main() -> ExitCode {
         }
     }
     let (Some(path), false) = (path, capacities.is_empty()) else {
-        eprintln!("usage: hitratio <trace file> <capacity>... [--format arc|lirs|sized]");
+        eprintln!("usage: hitratio <trace file> <capacity>... [--format arc|lirs|sized] [--only <name>]...");
         return ExitCode::from(2);
     };
     let path = Path::new(&path);
@@ -282,7 +293,15 @@ fn main() -> ExitCode {
                 }
             },
         };
-        for (implementation, mut cache) in implementations(capacity, sized) {
+        let mut chosen = implementations(capacity, sized);
+        if !only.is_empty() {
+            chosen.retain(|(name, _)| only.iter().any(|o| o == name));
+            if chosen.is_empty() {
+                eprintln!("no implementation is named {}", only.join(" or "));
+                return ExitCode::from(2);
+            }
+        }
+        for (implementation, mut cache) in chosen {
             let ratio = run(cache.as_mut(), &trace);
             println!("| {implementation} | {label} | {ratio:.2}% |");
         }

@@ -125,7 +125,8 @@ impl<K, V> Cache<K, V> {
 /// The bytes a cache of `K` and `V` spends on each entry beyond what the key and value own on the
 /// heap: the node (key and value inline, weight, expiry, two queue links, hash, version, policy
 /// bits), the index slot (4 bytes and a control byte, at hashbrown's worst load factor of 7/16 just
-/// after growing), and for S3-FIFO the ghost's 5 bytes (its worst case, see `policy.rs`).
+/// after growing), and for S3-FIFO the ghost's 5 bytes and for W-TinyLFU the frequency sketch's 5
+/// (their worst cases, see `policy.rs` and `sketch.rs`).
 fn entry_overhead<K, V>(policy: Policy, layout: Layout) -> u64 {
     let node = size_of::<Node<K, V>>();
     let index = (5usize * 16).div_ceil(7);
@@ -849,12 +850,11 @@ where
         } else {
             return (Shared::Expired, None);
         };
-        let overflow = match shard.policy() {
-            Policy::Lru => cell.record_hit(&shard, idx),
-            Policy::S3Fifo => {
-                crate::policy::hit_shared(node);
-                None
-            }
+        let overflow = if shard.policy().records_hits() {
+            cell.record_hit(&shard, idx)
+        } else {
+            crate::policy::hit_shared(node);
+            None
         };
         cell.hits.fetch_add(1, Relaxed);
         drop(shard);

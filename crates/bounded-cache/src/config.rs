@@ -15,7 +15,7 @@ use crate::policy::Policy;
 ///
 /// The budget is a number of bytes or a size with its unit (`"64 MiB"`, `"1.5 GB"`: binary units
 /// are powers of 1024, decimal ones of 1000); durations are written as `"30s"`, `"5m"`,
-/// `"1h 30m"`; the policy by name (`"lru"`, `"s3-fifo"`). Unknown fields are an error, so a typo
+/// `"1h 30m"`; the policy by name (`"lru"`, `"s3-fifo"`, `"w-tinylfu"`). Unknown fields are an error, so a typo
 /// does not silently leave a setting at its default.
 ///
 /// ```

@@ -178,7 +178,7 @@ pub struct UnknownPolicy(pub(crate) String);
 
 impl fmt::Display for UnknownPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown eviction policy {:?} (expected \"lru\" or \"s3-fifo\")", self.0)
+        write!(f, "unknown eviction policy {:?} (expected \"lru\", \"s3-fifo\" or \"w-tinylfu\")", self.0)
     }
 }
 

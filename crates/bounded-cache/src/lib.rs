@@ -20,21 +20,24 @@
 //!         rounded up to the alignment of the node
 //! index:  12 (a u32 slot and a control byte, at hashbrown's lowest load factor, 7/16)
 //! ghost:  5 with Policy::S3Fifo (up to 2.4 two-byte slots per entry)
+//! sketch: 5 with Policy::TinyLfu (9 four-bit counters per entry at most)
 //! cap:    8 with a time to idle or an Expiry hook (the latest deadline a read may set)
 //! ```
 //!
-//! For `u64` keys and values that is 44 bytes beyond key and value with LRU and 49 with S3-FIFO;
-//! measured with a counting allocator on a full cache of a million entries after a million
-//! evictions (`cargo run --release -p benches --bin cache-memory`): 42.6 and 47.4 bytes. Slab pages
+//! For `u64` keys and values that is 44 bytes beyond key and value with LRU and 49 with S3-FIFO or
+//! W-TinyLFU; measured with a counting allocator on a full cache of a million entries after a
+//! million evictions (`cargo run --release -p benches --bin cache-memory`): 42.6, 47.4 and 47.1
+//! bytes. Slab pages
 //! add at most one part-filled page of 128 nodes per shard.
 //!
 //! # Memory ordering
 //!
 //! Each shard is a reader-writer lock: lookups share it, writes take it alone, so an insert that
-//! returned happens before any later lookup of that key on any thread. With LRU, hits seen under
-//! the read lock are replayed in order before the next write; under contention a hit may be dropped
-//! when its shard's 32-entry hit buffer is full and the write lock is busy, so LRU is exact on one
-//! thread and approximate under contention (eviction order only; values are never affected).
+//! returned happens before any later lookup of that key on any thread. With LRU (and W-TinyLFU),
+//! hits seen under the read lock are replayed in order before the next write; under contention a
+//! hit may be dropped when its shard's 32-entry hit buffer is full and the write lock is busy, so
+//! LRU is exact on one thread and approximate under contention (eviction order only; values are
+//! never affected).
 //! Statistics and `weighed_size` are summed from atomics and per-shard counters and are exact when
 //! the cache is quiescent.
 //!
@@ -62,6 +65,7 @@ mod budget;
 mod builder;
 mod cache;
 mod cell;
+mod climber;
 mod clock;
 mod compute;
 #[cfg(feature = "serde")]
@@ -77,6 +81,7 @@ mod load;
 mod policy;
 mod refresh;
 mod shard;
+mod sketch;
 mod slab;
 mod stats;
 mod sync;

@@ -135,10 +135,11 @@ impl<K, V> Shard<K, V> {
         self.queues.policy
     }
 
-    /// Whether `idx` is already the most recent entry of its queue (an LRU hit on it changes nothing).
+    /// Whether `idx` is already the most recent entry of LRU's queue (a hit on it changes nothing;
+    /// W-TinyLFU counts every hit in its sketch, so there it is never skipped).
     #[inline]
     pub(crate) fn is_most_recent(&self, idx: u32) -> bool {
-        self.queues.q[0].head == idx
+        self.queues.policy == Policy::Lru && self.queues.q[0].head == idx
     }
 
     /// Replays an LRU hit recorded under the read lock (see `cell.rs`); a record whose node has

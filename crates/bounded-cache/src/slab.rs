@@ -47,7 +47,8 @@ pub(crate) struct Node<K, V> {
     /// The policy's access counter (S3-FIFO: 0 to 3); atomic because hits bump it under the
     /// shard's read lock.
     pub(crate) freq: AtomicU8,
-    /// Which queue the entry is on (S3-FIFO: 0 small, 1 main; LRU uses queue 0).
+    /// Which queue the entry is on (S3-FIFO: 0 small, 1 main; W-TinyLFU: 0 window, 1 probation,
+    /// 2 protected, 3 candidates; LRU uses queue 0).
     pub(crate) queue: u8,
 }
 

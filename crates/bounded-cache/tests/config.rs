@@ -76,5 +76,8 @@ fn policies_parse_by_name_in_any_case() {
     assert_eq!("LRU".parse::<Policy>(), Ok(Policy::Lru));
     assert_eq!("S3FIFO".parse::<Policy>(), Ok(Policy::S3Fifo));
     assert_eq!(Policy::S3Fifo.name().parse::<Policy>(), Ok(Policy::S3Fifo));
+    assert_eq!("W-TinyLFU".parse::<Policy>(), Ok(Policy::TinyLfu));
+    assert_eq!("tinylfu".parse::<Policy>(), Ok(Policy::TinyLfu));
+    assert_eq!(Policy::TinyLfu.name().parse::<Policy>(), Ok(Policy::TinyLfu));
     assert!("arc".parse::<Policy>().is_err());
 }

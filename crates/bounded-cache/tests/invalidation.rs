@@ -96,7 +96,7 @@ fn sync_load_loses_to(policy: Policy, how: Invalidation) {
 
 #[test]
 fn sync_loads_lose_to_invalidations() {
-    for policy in [Policy::Lru, Policy::S3Fifo] {
+    for policy in [Policy::Lru, Policy::S3Fifo, Policy::TinyLfu] {
         for how in ALL {
             sync_load_loses_to(policy, how);
         }
@@ -172,7 +172,7 @@ async fn async_load_loses_to(policy: Policy, how: Invalidation) {
 
 #[tokio::test]
 async fn async_loads_lose_to_invalidations() {
-    for policy in [Policy::Lru, Policy::S3Fifo] {
+    for policy in [Policy::Lru, Policy::S3Fifo, Policy::TinyLfu] {
         for how in ALL {
             async_load_loses_to(policy, how).await;
         }

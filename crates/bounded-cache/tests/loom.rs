@@ -147,6 +147,33 @@ fn lru_hits_recorded_under_the_read_lock_are_never_lost() {
 }
 
 #[test]
+fn tinylfu_hits_recorded_under_the_read_lock_are_never_lost() {
+    loom::model(|| {
+        // W-TinyLFU, room for three: 1, 2 and 3 wait as candidates for main (the window starts
+        // at 1% of the shard, under one entry). The fourth insert evicts first: 1 and 2 enter
+        // main unopposed and 3, the last candidate, is weighed against 1, seen as often: the tie
+        // keeps 1 and 3 leaves. A hit on 3 admits it to main's protected segment instead, and then
+        // 2 is the candidate that leaves. If the reader saw 3, the insert's write lock must have
+        // replayed that hit first.
+        let cache = entries(Policy::TinyLfu, 3, 1);
+        for k in 1..=3 {
+            cache.insert(k, k).unwrap();
+        }
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&3).is_some())
+        };
+        cache.insert(4, 4).unwrap();
+        let hit = reader.join().unwrap();
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.weighed_size(), 3);
+        assert_eq!(cache.contains(&3), hit, "a hit before the eviction admits its entry");
+        assert_eq!(cache.contains(&2), !hit);
+        assert!(cache.contains(&1) && cache.contains(&4));
+    });
+}
+
+#[test]
 fn lru_overflowing_hits_skip_recycled_nodes() {
     loom::model(|| {
         // The buffer holds one record, so one of the two readers' hits overflows and is replayed

@@ -84,7 +84,7 @@ fn still_whole(cache: Bytes) {
 #[test]
 fn a_listener_that_panics_mid_drain_leaks_nothing() {
     silence_panics();
-    for policy in [Policy::Lru, Policy::S3Fifo] {
+    for policy in [Policy::Lru, Policy::S3Fifo, Policy::TinyLfu] {
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&calls);
         let cache = cache_with_listener(policy, move |k, _, _| {
@@ -128,7 +128,7 @@ fn a_listener_that_panics_during_clear_and_eviction_leaks_nothing() {
 #[test]
 fn a_predicate_that_panics_mid_drain_leaks_nothing() {
     silence_panics();
-    for policy in [Policy::Lru, Policy::S3Fifo] {
+    for policy in [Policy::Lru, Policy::S3Fifo, Policy::TinyLfu] {
         let cache = cache_with_listener(policy, |_, _, _| {});
         for k in 0..40 {
             cache.insert(k, vec![0; 1000]).unwrap();

@@ -161,3 +161,9 @@ fn lru_budget_holds_and_stats_add_up() {
 fn s3fifo_budget_holds_and_stats_add_up() {
     stress(Policy::S3Fifo);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "a stress test, too slow for an interpreter (ThreadSanitizer runs it)")]
+fn tinylfu_budget_holds_and_stats_add_up() {
+    stress(Policy::TinyLfu);
+}

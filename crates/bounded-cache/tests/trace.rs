@@ -44,7 +44,7 @@ fn hit_ratio(keys: &[u64], entries: u64, policy: Policy) -> f64 {
 
 #[test]
 #[cfg_attr(miri, ignore = "replays a million-request trace: too slow for an interpreter")]
-fn lru_matches_exact_lru_and_s3fifo_beats_it_on_oltp() {
+fn lru_matches_exact_lru_and_s3fifo_and_tinylfu_beat_it_on_oltp() {
     let Some(keys) = oltp() else { return };
     // Published exact-LRU hit ratios for this trace (traces README).
     for (entries, exact) in [(256, 16.69), (1000, 32.83)] {
@@ -52,5 +52,7 @@ fn lru_matches_exact_lru_and_s3fifo_beats_it_on_oltp() {
         assert!((lru - exact).abs() <= 0.5, "LRU at {entries}: {lru:.2}% vs exact {exact}%");
         let s3 = hit_ratio(&keys, entries, Policy::S3Fifo);
         assert!(s3 > exact + 4.0, "S3-FIFO at {entries}: {s3:.2}% vs LRU {exact}%");
+        let tinylfu = hit_ratio(&keys, entries, Policy::TinyLfu);
+        assert!(tinylfu > exact + 4.0, "W-TinyLFU at {entries}: {tinylfu:.2}% vs LRU {exact}%");
     }
 }

@@ -1,0 +1,229 @@
+//! The frequency sketch of W-TinyLFU's admission filter: how often each key was seen recently,
+//! approximately, in 4 bits a counter and about 4 bytes per entry of the shard.
+//!
+//! # Implementation details
+//!
+//! A count-min sketch (Cormode and Muthukrishnan) of 4-bit counters, 16 to a `u64` word. A key
+//! has four counters, all in one block of 8 words (64 bytes, one cache line): counter `i` sits in
+//! word `2i` or `2i + 1` of the block, at a nibble, all chosen by the key's hash. Its estimate is
+//! the least of the four. An increment raises only the counters that equal that least value
+//! (the "conservative update"), which keeps collisions from inflating counters that are already
+//! higher than the key's true count.
+//!
+//! The table holds 8 counters per entry of the shard (two per key's counter), 4 bytes, plus 1/8
+//! so that it is not rebuilt for each entry the shard gains. A rebuild carries over the estimates
+//! of the keys in the shard (without them, a shard filling up would forget the popularity of the
+//! keys it holds, and admit newcomers over them). Blocks are chosen by multiply-shift, so the
+//! table need not be a power of two.
+//!
+//! Aging (TinyLFU's "reset"): after 10 increments per entry, every counter is halved, so the
+//! sketch reflects recent popularity and a key once hot does not stay admitted for ever.
+
+/// Approximate recent access counts; see the module docs.
+pub(crate) struct Sketch {
+    words: Vec<u64>,
+    /// Increments since the last halving.
+    additions: u64,
+    /// Increments between two halvings: 10 per entry the table was sized for.
+    period: u64,
+}
+
+impl Sketch {
+    /// Worst case: 4 bytes an entry, plus the 1/8 of headroom and a block's rounding, rounded up.
+    pub(crate) const BYTES_PER_ENTRY: usize = 5;
+    /// Counters per entry of the shard.
+    const COUNTERS_PER_ENTRY: usize = 8;
+    /// Words in a block (a cache line).
+    const BLOCK: usize = 8;
+    /// The highest count a 4-bit counter holds.
+    const MAX: u64 = 15;
+    /// Increments per entry between two halvings.
+    const PERIOD_PER_ENTRY: u64 = 10;
+
+    pub(crate) const fn new() -> Self {
+        Self { words: Vec::new(), additions: 0, period: 0 }
+    }
+
+    /// Sizes the table for a shard of `entries` entries. A table that is too small is replaced;
+    /// `resident` lists the table hashes of the keys in the shard, whose estimates the new table
+    /// keeps (the others' are lost), so that a growing shard does not forget its popular keys.
+    pub(crate) fn ensure(&mut self, entries: usize, resident: impl FnOnce() -> Vec<u64>) {
+        let want = entries.max(64) * Self::COUNTERS_PER_ENTRY / 16;
+        if self.words.len() >= want {
+            return;
+        }
+        let len = (want + want / 8).next_multiple_of(Self::BLOCK);
+        let old = std::mem::replace(
+            self,
+            Self {
+                words: vec![0; len],
+                additions: 0,
+                period: (len * 16 / Self::COUNTERS_PER_ENTRY) as u64 * Self::PERIOD_PER_ENTRY,
+            },
+        );
+        if !old.words.is_empty() {
+            for hash in resident() {
+                self.raise(hash, u64::from(old.frequency(hash)));
+            }
+        }
+    }
+
+    /// Raises the key's counters to at least `count`.
+    fn raise(&mut self, hash: u64, count: u64) {
+        for (word, shift) in self.locate(hash) {
+            let counter = (self.words[word] >> shift) & Self::MAX;
+            if counter < count {
+                self.words[word] += (count - counter) << shift;
+            }
+        }
+    }
+
+    /// The word and the bit offset of each of the key's four counters.
+    #[inline]
+    fn locate(&self, hash: u64) -> [(usize, u32); 4] {
+        // A second mix of the table hash, so that the block and the positions within it do not
+        // follow the index's use of the same bits.
+        let mut x = hash ^ (hash >> 32);
+        x = x.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        x ^= x >> 32;
+        let blocks = (self.words.len() / Self::BLOCK) as u64;
+        let block = (((x & 0xFFFF_FFFF) * blocks) >> 32) as usize * Self::BLOCK;
+        let bits = x >> 32;
+        std::array::from_fn(|i| {
+            // 5 bits per counter: one picks the word of the pair, four the nibble.
+            let pick = bits >> (5 * i);
+            let word = block + 2 * i + (pick & 1) as usize;
+            let shift = ((pick >> 1) & 15) as u32 * 4;
+            (word, shift)
+        })
+    }
+
+    /// The key's estimated count, 0 to 15.
+    #[inline]
+    pub(crate) fn frequency(&self, hash: u64) -> u8 {
+        if self.words.is_empty() {
+            return 0;
+        }
+        self.locate(hash)
+            .iter()
+            .map(|&(word, shift)| ((self.words[word] >> shift) & Self::MAX) as u8)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Counts one access of the key.
+    pub(crate) fn increment(&mut self, hash: u64) {
+        if self.words.is_empty() {
+            return;
+        }
+        let counters = self.locate(hash);
+        let least =
+            counters.iter().map(|&(word, shift)| (self.words[word] >> shift) & Self::MAX).min().unwrap_or(0);
+        if least == Self::MAX {
+            return;
+        }
+        for (word, shift) in counters {
+            if (self.words[word] >> shift) & Self::MAX == least {
+                self.words[word] += 1 << shift;
+            }
+        }
+        self.additions += 1;
+        if self.additions >= self.period {
+            self.halve();
+        }
+    }
+
+    /// Halves every counter.
+    fn halve(&mut self) {
+        for word in &mut self.words {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.words.capacity() * size_of::<u64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(key: u64) -> u64 {
+        key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    #[test]
+    fn counts_a_few_keys_exactly_and_saturates() {
+        let mut sketch = Sketch::new();
+        sketch.ensure(1_000, Vec::new);
+        for _ in 0..3 {
+            sketch.increment(hash(1));
+        }
+        for _ in 0..40 {
+            sketch.increment(hash(2));
+        }
+        assert_eq!(sketch.frequency(hash(1)), 3);
+        assert_eq!(sketch.frequency(hash(2)), 15);
+        assert_eq!(sketch.frequency(hash(3)), 0);
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "safe arithmetic on one thread, nothing for Miri to find; 4,800 increments take half a minute there"
+    )]
+    fn a_full_table_still_tells_hot_keys_from_cold() {
+        // 1,000 entries' worth of table; 100 hot keys seen 8 times each among 4,000 keys seen once.
+        let mut sketch = Sketch::new();
+        sketch.ensure(1_000, Vec::new);
+        for round in 0..8u64 {
+            for key in 0..100 {
+                sketch.increment(hash(key));
+            }
+            for key in 0..500 {
+                sketch.increment(hash(10_000 + round * 500 + key));
+            }
+        }
+        let hot_low = (0..100).filter(|&key| sketch.frequency(hash(key)) < 8).count();
+        let cold_high = (10_000..14_000).filter(|&key| sketch.frequency(hash(key)) >= 4).count();
+        assert_eq!(hot_low, 0, "conservative counts never fall below the true count");
+        assert!(cold_high * 100 <= 4_000, "{cold_high} of 4,000 keys seen once read as 4 or more");
+    }
+
+    #[test]
+    fn a_growing_table_keeps_the_counts_of_resident_keys() {
+        let mut sketch = Sketch::new();
+        sketch.ensure(64, Vec::new);
+        for _ in 0..5 {
+            sketch.increment(hash(1));
+            sketch.increment(hash(2));
+        }
+        sketch.ensure(10_000, || vec![hash(1)]);
+        assert_eq!(sketch.words.len(), 5_632);
+        assert_eq!((sketch.frequency(hash(1)), sketch.frequency(hash(2))), (5, 0));
+    }
+
+    #[test]
+    fn counts_halve_after_ten_increments_per_entry() {
+        let mut sketch = Sketch::new();
+        sketch.ensure(64, Vec::new);
+        let period = sketch.period;
+        for _ in 0..12 {
+            sketch.increment(hash(7));
+        }
+        assert_eq!(sketch.frequency(hash(7)), 12);
+        // The rest of the period, other keys once each: the last one halves every counter.
+        for key in 0..period - 12 {
+            sketch.increment(hash(1_000 + key));
+        }
+        assert_eq!(sketch.additions, period / 2);
+        assert_eq!(sketch.frequency(hash(7)), 6);
+    }
+}
