@@ -20,7 +20,7 @@
 //!         rounded up to the alignment of the node
 //! index:  12 (a u32 slot and a control byte, at hashbrown's lowest load factor, 7/16)
 //! ghost:  5 with Policy::S3Fifo (up to 2.4 two-byte slots per entry)
-//! sketch: 5 with Policy::TinyLfu (9 four-bit counters per entry at most)
+//! sketch: 5 with Policy::TinyLfu (about 9 four-bit counters per entry)
 //! cap:    8 with a time to idle or an Expiry hook (the latest deadline a read may set)
 //! ```
 //!
@@ -28,7 +28,9 @@
 //! W-TinyLFU; measured with a counting allocator on a full cache of a million entries after a
 //! million evictions (`cargo run --release -p benches --bin cache-memory`): 42.6, 47.4 and 47.1
 //! bytes. Slab pages
-//! add at most one part-filled page of 128 nodes per shard.
+//! add at most one part-filled page of 128 nodes per shard, and the policy's table has a floor
+//! per shard (the W-TinyLFU sketch 320 bytes, sized for 64 entries; the S3-FIFO ghost 80, sized
+//! for 16), so a shard holding fewer entries spends more than the per-entry bound there.
 //!
 //! # Memory ordering
 //!
