@@ -179,6 +179,11 @@ impl Queues {
         self.q.iter().map(|q| q.weight).sum()
     }
 
+    /// The LRU entry of the first non-empty queue of `queues`.
+    fn first_tail(&self, queues: &[u8]) -> Option<u32> {
+        queues.iter().map(|&q| self.q[q as usize].tail).find(|&t| t != NIL)
+    }
+
     /// Moves an entry to the head of `queue`.
     fn move_front<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, queue: u8) {
         self.unlink(slab, idx);
@@ -228,7 +233,7 @@ impl Queues {
             Policy::TinyLfu => {
                 let entries = slab.len();
                 let (q, sketch) = (&self.q, &mut self.sketch);
-                sketch.ensure(entries, || resident_hashes(q, slab));
+                sketch.ensure(entries, |visit| for_each_resident(q, slab, visit));
                 self.sketch.increment(hash);
                 self.climber.miss(entries);
                 self.push_front(slab, idx, WINDOW);
@@ -304,9 +309,7 @@ impl Queues {
             let tail = self.q[WINDOW as usize].tail;
             self.move_front(slab, tail, CANDIDATES);
         }
-        while let Some(tail) =
-            [PROBATION, PROTECTED].into_iter().map(|q| self.q[q as usize].tail).find(|&t| t != NIL)
-        {
+        while let Some(tail) = self.first_tail(&[PROBATION, PROTECTED]) {
             if self.q[WINDOW as usize].weight + slab.node(tail).weight > target {
                 break;
             }
@@ -320,10 +323,7 @@ impl Queues {
             let candidates = self.q[CANDIDATES as usize];
             if candidates.tail == NIL {
                 // No candidate: main's LRU entry leaves (the window's when main is empty).
-                let victim = [PROBATION, PROTECTED, WINDOW]
-                    .into_iter()
-                    .map(|q| self.q[q as usize].tail)
-                    .find(|&t| t != NIL)?;
+                let victim = self.first_tail(&[PROBATION, PROTECTED, WINDOW])?;
                 self.unlink(slab, victim);
                 return Some(victim);
             }
@@ -334,9 +334,7 @@ impl Queues {
                 self.move_front(slab, candidate, PROBATION);
                 continue;
             }
-            let victim =
-                [PROBATION, PROTECTED].into_iter().map(|q| self.q[q as usize].tail).find(|&t| t != NIL);
-            let Some(victim) = victim else {
+            let Some(victim) = self.first_tail(&[PROBATION, PROTECTED]) else {
                 // Main is empty: the candidate enters it, and is the LRU entry next time round.
                 self.move_front(slab, candidate, PROBATION);
                 continue;
@@ -431,19 +429,17 @@ impl Queues {
     }
 }
 
-/// The table hashes of the keys on the queues (W-TinyLFU's sketch keeps their estimates when it
-/// grows).
-fn resident_hashes<K, V>(queues: &[Queue], slab: &Slab<K, V>) -> Vec<u64> {
-    let mut out = Vec::with_capacity(slab.len());
+/// Calls `visit` with the table hash of each key on the queues (W-TinyLFU's sketch keeps their
+/// estimates when it grows).
+fn for_each_resident<K, V>(queues: &[Queue], slab: &Slab<K, V>, visit: &mut dyn FnMut(u64)) {
     for q in queues {
         let mut idx = q.head;
         while idx != NIL {
             let node = slab.node(idx);
-            out.push(table_hash(node.hash));
+            visit(table_hash(node.hash));
             idx = node.next;
         }
     }
-    out
 }
 
 /// Fingerprints of keys recently evicted from S3-FIFO's small queue: a FIFO window of the last

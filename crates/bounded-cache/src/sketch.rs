@@ -45,9 +45,9 @@ impl Sketch {
     }
 
     /// Sizes the table for a shard of `entries` entries. A table that is too small is replaced;
-    /// `resident` lists the table hashes of the keys in the shard, whose estimates the new table
+    /// `resident` visits the table hashes of the keys in the shard, whose estimates the new table
     /// keeps (the others' are lost), so that a growing shard does not forget its popular keys.
-    pub(crate) fn ensure(&mut self, entries: usize, resident: impl FnOnce() -> Vec<u64>) {
+    pub(crate) fn ensure(&mut self, entries: usize, resident: impl FnOnce(&mut dyn FnMut(u64))) {
         let want = entries.max(64) * Self::COUNTERS_PER_ENTRY / 16;
         if self.words.len() >= want {
             return;
@@ -62,9 +62,7 @@ impl Sketch {
             },
         );
         if !old.words.is_empty() {
-            for hash in resident() {
-                self.raise(hash, u64::from(old.frequency(hash)));
-            }
+            resident(&mut |hash| self.raise(hash, u64::from(old.frequency(hash))));
         }
     }
 
@@ -162,7 +160,7 @@ mod tests {
     #[test]
     fn counts_a_few_keys_exactly_and_saturates() {
         let mut sketch = Sketch::new();
-        sketch.ensure(1_000, Vec::new);
+        sketch.ensure(1_000, |_| ());
         for _ in 0..3 {
             sketch.increment(hash(1));
         }
@@ -182,7 +180,7 @@ mod tests {
     fn a_full_table_still_tells_hot_keys_from_cold() {
         // 1,000 entries' worth of table; 100 hot keys seen 8 times each among 4,000 keys seen once.
         let mut sketch = Sketch::new();
-        sketch.ensure(1_000, Vec::new);
+        sketch.ensure(1_000, |_| ());
         for round in 0..8u64 {
             for key in 0..100 {
                 sketch.increment(hash(key));
@@ -200,12 +198,12 @@ mod tests {
     #[test]
     fn a_growing_table_keeps_the_counts_of_resident_keys() {
         let mut sketch = Sketch::new();
-        sketch.ensure(64, Vec::new);
+        sketch.ensure(64, |_| ());
         for _ in 0..5 {
             sketch.increment(hash(1));
             sketch.increment(hash(2));
         }
-        sketch.ensure(10_000, || vec![hash(1)]);
+        sketch.ensure(10_000, |visit| visit(hash(1)));
         assert_eq!(sketch.words.len(), 5_632);
         assert_eq!((sketch.frequency(hash(1)), sketch.frequency(hash(2))), (5, 0));
     }
@@ -213,7 +211,7 @@ mod tests {
     #[test]
     fn counts_halve_after_ten_increments_per_entry() {
         let mut sketch = Sketch::new();
-        sketch.ensure(64, Vec::new);
+        sketch.ensure(64, |_| ());
         let period = sketch.period;
         for _ in 0..12 {
             sketch.increment(hash(7));
