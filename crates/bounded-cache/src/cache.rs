@@ -778,10 +778,17 @@ fn outcome<V, E: Send + Sync + 'static>(outcome: Outcome<V>) -> Option<Result<V,
 }
 
 impl<K, V, W, S> Inner<K, V, W, S> {
+    /// The shard of a key's hash: the top bits of the hash times an odd constant, so that the
+    /// choice depends on every bit of the hash. The default hasher mixes some of its bits poorly
+    /// for small integer keys under some seeds; taking bits 32 and up as they came once left half
+    /// the shards empty. (The shard's table uses the low 32 bits, by another multiplier.)
     #[inline]
     pub(crate) fn shard_index(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & self.shard_mask
+        (hash.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 52) as usize & self.shard_mask
     }
+
+    // The 12 bits `shard_index` keeps cover every shard count the builder accepts.
+    const _SHARD_BITS: () = assert!(crate::builder::MAX_SHARDS <= 1 << 12);
 
     #[inline]
     pub(crate) fn cell(&self, hash: u64) -> &ShardCell<K, V> {

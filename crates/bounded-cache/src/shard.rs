@@ -13,8 +13,9 @@
 //! place would lose index entries.) Entries that leave are handed back as [`Removed`] or as a
 //! whole [`Slab`], so that their drop and the eviction listener run after the lock is released.
 //!
-//! The shard's bits of the hash are bits 32 and up (`cache.rs`), independent of the low 32 bits
-//! used here.
+//! The shard is chosen from the top bits of the whole hash times an odd constant (`cache.rs`);
+//! the table here takes its buckets from the low bits of the low 32 bits times another, so the
+//! keys of one shard still spread over its buckets.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
