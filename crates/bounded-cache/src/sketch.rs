@@ -6,9 +6,15 @@
 //! A count-min sketch (Cormode and Muthukrishnan) of 4-bit counters, 16 to a `u64` word. A key
 //! has four counters, all in one block of 8 words (64 bytes, one cache line): counter `i` sits in
 //! word `2i` or `2i + 1` of the block, at a nibble, all chosen by the key's hash. Its estimate is
-//! the least of the four. An increment raises only the counters that equal that least value
-//! (the "conservative update"), which keeps collisions from inflating counters that are already
-//! higher than the key's true count.
+//! the least of the four. An increment raises all four (up to 15).
+//!
+//! The "conservative update" (raising only the counters at the least value) estimates counts more
+//! closely, and lost hit ratio for it: replaying `hitratio` three times on every trace, W-TinyLFU
+//! averaged 36.6% on `zigzag` at 1,000 entries with it and 43.9% without, 69.1% against 72.4% on
+//! `loop` at 800, 18.9% against 20.4% at 256 and 10.0% against 11.3% on P3 at 20,000, while no
+//! row lost more than 0.3 points. Why is not established; a table of 16 or 32 counters an entry,
+//! whose counts are also closer, lost `zigzag` too (35.1% and 28.2%), so on these traces admission
+//! gains from counts that run above the truth, which let keys active lately beat residents sooner.
 //!
 //! The table holds 8 counters per entry of the shard (two per key's counter), 4 bytes, plus 1/8
 //! so that it is not rebuilt for each entry the shard gains. A rebuild carries over the estimates
@@ -109,21 +115,20 @@ impl Sketch {
             .unwrap_or(0)
     }
 
-    /// Counts one access of the key.
+    /// Counts one access of the key: each of its counters below the maximum goes up by one.
     pub(crate) fn increment(&mut self, hash: u64) {
         if self.words.is_empty() {
             return;
         }
-        let counters = self.locate(hash);
-        let least =
-            counters.iter().map(|&(word, shift)| (self.words[word] >> shift) & Self::MAX).min().unwrap_or(0);
-        if least == Self::MAX {
-            return;
-        }
-        for (word, shift) in counters {
-            if (self.words[word] >> shift) & Self::MAX == least {
+        let mut added = false;
+        for (word, shift) in self.locate(hash) {
+            if (self.words[word] >> shift) & Self::MAX < Self::MAX {
                 self.words[word] += 1 << shift;
+                added = true;
             }
+        }
+        if !added {
+            return;
         }
         self.additions += 1;
         if self.additions >= self.period {
@@ -190,9 +195,13 @@ mod tests {
             }
         }
         let hot_low = (0..100).filter(|&key| sketch.frequency(hash(key)) < 8).count();
+        let cold_as_hot = (10_000..14_000).filter(|&key| sketch.frequency(hash(key)) >= 8).count();
         let cold_high = (10_000..14_000).filter(|&key| sketch.frequency(hash(key)) >= 4).count();
-        assert_eq!(hot_low, 0, "conservative counts never fall below the true count");
-        assert!(cold_high * 100 <= 4_000, "{cold_high} of 4,000 keys seen once read as 4 or more");
+        assert_eq!(hot_low, 0, "count-min estimates never fall below the true count");
+        assert_eq!(cold_as_hot, 0, "{cold_as_hot} of 4,000 keys seen once read as hot");
+        // Every increment raises all four counters, so collisions inflate more than they would
+        // with conservative updates (which kept this under 1%; see the module docs).
+        assert!(cold_high * 50 <= 4_000, "{cold_high} of 4,000 keys seen once read as 4 or more");
     }
 
     #[test]
@@ -213,15 +222,22 @@ mod tests {
         let mut sketch = Sketch::new();
         sketch.ensure(64, |_| ());
         let period = sketch.period;
-        for _ in 0..12 {
+        for _ in 0..6 {
             sketch.increment(hash(7));
         }
-        assert_eq!(sketch.frequency(hash(7)), 12);
-        // The rest of the period, other keys once each: the last one halves every counter.
-        for key in 0..period - 12 {
-            sketch.increment(hash(1_000 + key));
-        }
-        assert_eq!(sketch.additions, period / 2);
         assert_eq!(sketch.frequency(hash(7)), 6);
+        // The rest of the period but one, other keys once each (their collisions may raise the
+        // key's counters), then the key once more: that increment halves every counter.
+        let mut key = 1_000;
+        while sketch.additions < period - 1 {
+            sketch.increment(hash(key));
+            key += 1;
+        }
+        let before = sketch.frequency(hash(7));
+        assert!((6..15).contains(&before), "{before}");
+        sketch.increment(hash(7));
+        assert_eq!(sketch.additions, period / 2);
+        // One more, then halved: (before + 1) / 2.
+        assert_eq!(sketch.frequency(hash(7)), before.div_ceil(2));
     }
 }
