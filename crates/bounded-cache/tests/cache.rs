@@ -580,9 +580,11 @@ async fn loaders_count_one_hit_or_one_miss_and_take_borrowed_keys() {
 /// bits 32 and 33, which once chose the shard, took only two of their four values for 0..64 in
 /// about one process in twenty, so half the shards held every key.
 #[test]
+#[cfg_attr(miri, ignore = "262,144 inserts: too slow for an interpreter, and no unsafe code of its own")]
 fn integer_keys_spread_over_every_shard_for_every_seed() {
-    for seed in 0..256u64 {
-        let shared: &'static foldhash::SharedSeed = Box::leak(Box::new(foldhash::SharedSeed::from_u64(seed)));
+    static SHARED: std::sync::LazyLock<Vec<foldhash::SharedSeed>> =
+        std::sync::LazyLock::new(|| (0..256).map(foldhash::SharedSeed::from_u64).collect());
+    for (seed, shared) in (0u64..).zip(SHARED.iter()) {
         let hasher = foldhash::fast::SeedableRandomState::with_seed(seed.wrapping_mul(31), shared);
         let cache: Cache<u32, u32, bounded_cache::UnitWeigher, _> =
             Cache::builder(0).max_entries(1 << 20).shards(8).hasher(hasher).build().unwrap();
