@@ -15,6 +15,7 @@
 //! row lost more than 0.3 points. Why is not established; a table of 16 or 32 counters an entry,
 //! whose counts are also closer, lost `zigzag` too (35.1% and 28.2%), so on these traces admission
 //! gains from counts that run above the truth, which let keys active lately beat residents sooner.
+//! (BENCHMARKS.md, "W-TinyLFU with a hill-climbed window", says how these were measured.)
 //!
 //! The table holds 8 counters per entry of the shard (two per key's counter), 4 bytes, plus 1/8
 //! so that it is not rebuilt for each entry the shard gains. A rebuild carries over the estimates
