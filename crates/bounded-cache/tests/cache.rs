@@ -577,8 +577,9 @@ async fn loaders_count_one_hit_or_one_miss_and_take_borrowed_keys() {
 
 /// Keys spread over every shard whatever the hasher's seeds. The default hasher (foldhash's fast
 /// variant) leaves some bits of its output poorly mixed for small integer keys under some seeds:
-/// bits 32 and 33, which once chose the shard, took only two of their four values for 0..64 in
-/// about one process in twenty, so half the shards held every key.
+/// in about one process in twenty, bits 32 and 33, which once chose the shard, took only one or
+/// two of their four values over the keys 0..64 for some of the process's hashers, so one or two
+/// shards of four held every key.
 #[test]
 #[cfg_attr(miri, ignore = "262,144 inserts: too slow for an interpreter, and no unsafe code of its own")]
 fn integer_keys_spread_over_every_shard_for_every_seed() {

@@ -1,6 +1,7 @@
 //! Hit ratios on real traces: the ARC OLTP trace, against the exact-LRU figures published with
-//! the traces, and a LIRS trace on which W-TinyLFU once fell far behind. The traces are read from `../shared/traces` beside the repository, or from the
-//! directory in `TRACES_DIR`; without them the test says so and checks nothing.
+//! the traces, and a LIRS trace on which W-TinyLFU once fell far behind. The traces are read from
+//! `../shared/traces` beside the repository, or from the directory in `TRACES_DIR`; without them
+//! the test says so and checks nothing.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
