@@ -126,13 +126,13 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
     }
 
     /// Reloads an entry in the background once it is `refresh` old: the first refreshing read
-    /// after that ([`Cache::try_get_or_refresh_with`], or [`Cache::get_or_try_refresh_with`] in
-    /// async code) starts one reload and, like every read while it runs, returns the current
-    /// value at once. The reload replaces the value unless the key is written or invalidated
-    /// meanwhile; a failed reload keeps the value (until it expires) and the next one starts
-    /// `refresh` later. Make it shorter than the time to live, so that a key read often never
-    /// expires; an [`Expiry`] hook can set it per entry
-    /// ([`Expiry::refresh_after_write`]). Costs 8 bytes per entry.
+    /// after that ([`Cache::try_get_or_refresh_with`], or `Cache::get_or_try_refresh_with` in
+    /// async code, feature `tokio`) starts one reload and, like every read while it runs, returns
+    /// the current value at once. The reload replaces the value unless the key is written or
+    /// invalidated meanwhile; a failed reload keeps the value (until it expires) and the next one
+    /// starts `refresh` later. Make it shorter than the time to live, so that a key read often
+    /// never expires; an [`Expiry`] hook can set it per entry ([`Expiry::refresh_after_write`]).
+    /// Costs 8 bytes per entry.
     ///
     /// Plain reads (`get`, the `get_or_insert_with` family) never refresh: only the refreshing
     /// reads carry a loader that may run later, on another thread.

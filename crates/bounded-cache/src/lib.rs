@@ -7,7 +7,7 @@
 //! | `bytes` | yes | [`Weigh`] for `bytes::Bytes` and `BytesMut` |
 //! | `redis` | no | `tier::TieredCache`: Redis as a shared second tier, through `connpool` |
 //! | `redis-rustls` | no | the tier over TLS (`rediss://`) |
-//! | `metrics` | no | [`Stats::publish`]: the statistics as `metrics` series labelled with the cache's name |
+//! | `metrics` | no | `Stats::publish`: the statistics as `metrics` series labelled with the cache's name |
 //!
 //! # Memory cost per entry
 //!

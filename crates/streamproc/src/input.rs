@@ -21,7 +21,7 @@ use bytes::Bytes;
 /// | [`Input::reader`] | sequential reads through [`Read`] | no |
 /// | [`Input::bytes`] | not read at all: chunks are slices of the buffer (no copy) | yes |
 ///
-/// With [`Config::decompress`](crate::Config::decompress), a gzip or zstd input (recognised by
+/// With `Config::decompress` (feature `compression`), a gzip or zstd input (recognised by
 /// its magic bytes, whatever its name) is decoded on the way in and read as a stream.
 pub struct Input {
     pub(crate) source: Source,

@@ -14,8 +14,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `async` | yes | [`Processor::stream`]: results as a `futures_core::Stream` (tokio's `mpsc` underneath) |
-//! | `compression` | no | [`Config::decompress`]: gzip (`flate2`) and zstd inputs decoded on the way in |
-//! | `rayon` | no | [`Config::thread_pool`]: the workers as jobs on a shared `rayon` pool |
+//! | `compression` | no | `Config::decompress`: gzip (`flate2`) and zstd inputs decoded on the way in |
+//! | `rayon` | no | `Config::thread_pool`: the workers as jobs on a shared `rayon` pool |
 //! | `cli` | no | the `streamproc` command-line tool (`lines`, `grep`, `checksum`, `stats`, `gen`); implies `compression` |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
