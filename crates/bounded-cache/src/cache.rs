@@ -777,6 +777,10 @@ fn outcome<V, E: Send + Sync + 'static>(outcome: Outcome<V>) -> Option<Result<V,
     }
 }
 
+// The 12 bits `Inner::shard_index` keeps cover every shard count the builder accepts. (At module
+// level: an associated const in a generic impl is never evaluated unless used.)
+const _: () = assert!(crate::builder::MAX_SHARDS <= 1 << 12);
+
 impl<K, V, W, S> Inner<K, V, W, S> {
     /// The shard of a key's hash: the top bits of the hash times an odd constant, so that the
     /// choice depends on every bit of the hash. The default hasher mixes some of its bits poorly
@@ -786,9 +790,6 @@ impl<K, V, W, S> Inner<K, V, W, S> {
     pub(crate) fn shard_index(&self, hash: u64) -> usize {
         (hash.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 52) as usize & self.shard_mask
     }
-
-    // The 12 bits `shard_index` keeps cover every shard count the builder accepts.
-    const _SHARD_BITS: () = assert!(crate::builder::MAX_SHARDS <= 1 << 12);
 
     #[inline]
     pub(crate) fn cell(&self, hash: u64) -> &ShardCell<K, V> {
