@@ -12,9 +12,10 @@
 //! closely, and lost hit ratio for it: replaying `hitratio` three times on every trace, W-TinyLFU
 //! averaged 36.6% on `zigzag` at 1,000 entries with it and 43.9% without, 69.1% against 72.4% on
 //! `loop` at 800, 18.9% against 20.4% at 256 and 10.0% against 11.3% on P3 at 20,000, while no
-//! row lost more than 0.3 points. Why is not established; a table of 16 or 32 counters an entry,
+//! row lost more than 0.3 points. Why is not established. A table of 16 or 32 counters an entry,
 //! whose counts are also closer, lost `zigzag` too (35.1% and 28.2%), so on these traces admission
-//! gains from counts that run above the truth, which let keys active lately beat residents sooner.
+//! does better with counts that run above the truth; one untested reading is that such counts let
+//! keys active lately beat residents sooner.
 //! (BENCHMARKS.md, "W-TinyLFU with a hill-climbed window", says how these were measured.)
 //!
 //! The table holds 8 counters per entry of the shard (two per key's counter), 4 bytes, plus 1/8
