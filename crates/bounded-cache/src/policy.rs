@@ -69,10 +69,10 @@ use crate::slab::{NIL, Node, Slab};
 /// the order is the same and no other cache does better than `TinyLfu`.)
 ///
 /// So where misses are expensive, choose `TinyLfu`. Its hits cost the most of the three (1.2 to
-/// 1.6 times LRU's time in `cache-zipf-read` and `cache-zipf-mixed`), which is why it is not the
-/// default yet; `S3Fifo`'s cost the least. `Lru` stays the default: its eviction order is exact
-/// on one thread and easy to predict, and it suits workloads where the most recent keys are the
-/// ones reused.
+/// 1.6 times LRU's time in one run of `cache-zipf-read` and `cache-zipf-mixed`, BENCHMARKS.md),
+/// which is why it is not the default yet; `S3Fifo`'s cost the least. `Lru` stays the default:
+/// its eviction order is exact on one thread and easy to predict, and it suits workloads where
+/// the most recent keys are the ones reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Policy {
