@@ -166,7 +166,8 @@ where
             let by_size = if by_size.is_power_of_two() { by_size } else { by_size.next_power_of_two() / 2 };
             (cpus * 4).next_power_of_two().min(64).min(by_size)
         });
-        let cells = (0..shards).map(|_| ShardCell::new(b.policy, layout)).collect();
+        let slots = ShardCell::<K, V>::default_slots();
+        let cells = (0..shards).map(|_| ShardCell::new(b.policy, layout, slots)).collect();
         Self {
             inner: Arc::new(Inner {
                 cells,
@@ -204,18 +205,15 @@ where
     {
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(key);
-        let cell = inner.cell(hash);
-        match inner.get_shared(hash, key) {
+        match inner.lookup_shared::<Q, false, true>(hash, key).0 {
             Shared::Hit(value) => return Some(value),
-            Shared::Miss => {
-                cell.misses.fetch_add(1, Relaxed);
-                return None;
-            }
+            Shared::Miss => return None,
             Shared::Expired => {}
         }
         // Expired: remove it under the write lock (unless someone did meanwhile).
         let now = inner.now();
-        let lookup = cell.write().get(hash, key, || now, |slab, idx| inner.read_hit(slab, idx, now));
+        let lookup =
+            inner.cell(hash).write().get(hash, key, || now, |slab, idx| inner.read_hit(slab, idx, now));
         match lookup {
             Lookup::Hit(value) => Some(value),
             Lookup::Miss => None,
@@ -667,8 +665,9 @@ where
         for cell in inner.cells.iter() {
             let shard = cell.read();
             stats.add(&shard.counters);
-            stats.hits += cell.hits.load(Relaxed);
-            stats.misses += cell.misses.load(Relaxed);
+            let (hits, misses) = cell.tallies();
+            stats.hits += hits;
+            stats.misses += misses;
             stats.entries += shard.len() as u64;
             stats.weighed_size += shard.weight;
         }
@@ -822,14 +821,15 @@ where
         Q: Eq + ?Sized,
         V: Clone,
     {
-        self.lookup_shared::<Q, false>(hash, key).0
+        self.lookup_shared::<Q, false, false>(hash, key).0
     }
 
-    /// [`get_shared`](Self::get_shared), and for a refreshing read (`REFRESH`) in a refreshing
-    /// cache, the refresh it claimed, if the entry was due, and a stale value served within the
-    /// grace (see `refresh.rs`).
+    /// [`get_shared`](Self::get_shared), counting a miss too if `MISS` (a caller that will not
+    /// go on to the write lock); and for a refreshing read (`REFRESH`) in a refreshing cache, the
+    /// refresh it claimed, if the entry was due, and a stale value served within the grace (see
+    /// `refresh.rs`).
     #[inline]
-    pub(crate) fn lookup_shared<Q, const REFRESH: bool>(
+    pub(crate) fn lookup_shared<Q, const REFRESH: bool, const MISS: bool>(
         &self,
         hash: u64,
         key: &Q,
@@ -840,8 +840,13 @@ where
         V: Clone,
     {
         let cell = self.cell(hash);
-        let shard = cell.read();
-        let Some(idx) = shard.find(hash, key) else { return (Shared::Miss, None) };
+        let mut shard = cell.read();
+        let Some(idx) = shard.find(hash, key) else {
+            if MISS {
+                shard.count_miss();
+            }
+            return (Shared::Miss, None);
+        };
         let node = shard.slab.node(idx);
         let refreshing = REFRESH && shard.slab.keeps_refresh();
         let now = if refreshing || node.expires() != 0 || self.reads_move_deadlines { self.now() } else { 0 };
@@ -859,12 +864,12 @@ where
             return (Shared::Expired, None);
         };
         let overflow = if shard.policy().records_hits() {
-            cell.record_hit(&shard, idx)
+            shard.record_hit(idx)
         } else {
             crate::policy::hit_shared(node);
             None
         };
-        cell.hits.fetch_add(1, Relaxed);
+        shard.count_hit();
         drop(shard);
         if let Some(record) = overflow {
             cell.replay_overflow(record);

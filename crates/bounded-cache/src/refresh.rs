@@ -298,7 +298,7 @@ where
     {
         let inner = self.inner();
         let hash = inner.hash(&key);
-        if let (Shared::Hit(value), claim) = inner.lookup_shared::<K, true>(hash, &key) {
+        if let (Shared::Hit(value), claim) = inner.lookup_shared::<K, true, false>(hash, &key) {
             if let Some(flight) = claim.and_then(|claim| inner.start_refresh(hash, &key, claim)) {
                 let reload = Reload::new(self, hash, key, flight);
                 inner.refresh.execute(Refresh { job: Box::new(move || reload.run(load)) });
@@ -343,7 +343,9 @@ where
     {
         let inner = self.inner();
         let hash = inner.hash(key);
-        let (Shared::Hit(value), claim) = inner.lookup_shared::<Q, true>(hash, key) else { return None };
+        let (Shared::Hit(value), claim) = inner.lookup_shared::<Q, true, false>(hash, key) else {
+            return None;
+        };
         if let Some(flight) = claim.and_then(|claim| inner.start_refresh(hash, key, claim)) {
             let job = Reload::new(self, hash, key.to_owned(), flight);
             // Outside a runtime the job is dropped: counted as a failed refresh.

@@ -1,6 +1,6 @@
 //! Every synchronisation primitive of the cache, from one place.
 //!
-//! The shard cells (`cell.rs`: the reader-writer lock, the hit buffer, the published weights),
+//! The shard cells (`cell.rs`: the shard lock, its thread slots, the published weights),
 //! the budget (`budget.rs`), the loader hand-off (`load.rs`) and the node counters import their
 //! locks, atomics, condition variable, thread-local and spin/yield hints from here and from
 //! nowhere else. Under the `bounded_cache_loom` cfg they are [loom]'s model-checked versions, so
@@ -46,8 +46,68 @@ mod imp {
 
     /// Attempts at a busy shard lock before blocking.
     pub(crate) const SPIN: usize = 200;
-    /// LRU hits recorded per shard between two write locks.
-    pub(crate) const READ_BUFFER: usize = 32;
+    /// LRU hits recorded per thread slot of a shard between two write locks (14 fill the slot's
+    /// two cache lines with its state word and cursor).
+    pub(crate) const READ_BUFFER: usize = 14;
+    /// Thread slots per shard at most (`cell.rs`); more threads share them.
+    pub(crate) const MAX_SLOTS: usize = 32;
+
+    /// A cell whose accesses are tracked under loom; here, `std`'s with loom's pointer API.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        pub(crate) fn get(&self) -> ConstPtr<T> {
+            ConstPtr(self.0.get())
+        }
+
+        pub(crate) fn get_mut(&self) -> MutPtr<T> {
+            MutPtr(self.0.get())
+        }
+    }
+
+    /// A shared access to an [`UnsafeCell`]'s value, for as long as it lives.
+    #[derive(Debug)]
+    pub(crate) struct ConstPtr<T>(*const T);
+
+    impl<T> ConstPtr<T> {
+        /// # Safety
+        /// No exclusive access to the value may overlap this one.
+        pub(crate) unsafe fn deref(&self) -> &T {
+            // SAFETY: the pointer comes from a live `UnsafeCell` (the caller's guard borrows it)
+            // and the caller rules out an overlapping exclusive access.
+            unsafe { &*self.0 }
+        }
+    }
+
+    /// An exclusive access to an [`UnsafeCell`]'s value, for as long as it lives.
+    #[derive(Debug)]
+    pub(crate) struct MutPtr<T>(*mut T);
+
+    impl<T> MutPtr<T> {
+        /// # Safety
+        /// No other access to the value may overlap the returned borrow.
+        #[allow(clippy::mut_from_ref)]
+        pub(crate) unsafe fn deref(&self) -> &mut T {
+            // SAFETY: as for `ConstPtr::deref`; the caller rules out any overlapping access.
+            unsafe { &mut *self.0 }
+        }
+    }
+
+    /// This thread's index among the threads that have asked, in order of first asking: spreads
+    /// threads over the per-thread slots of the shard cells. 0 during thread-local destruction.
+    #[inline]
+    pub(crate) fn thread_index() -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        INDEX.try_with(|i| *i).unwrap_or(0)
+    }
     /// Nodes per slab page.
     pub(crate) const PAGE: usize = 128;
     /// Rounds an insert waits for other threads' reservations before giving up.
@@ -127,6 +187,21 @@ mod imp {
     // reach the overflow and starvation paths with two or three entries.
     pub(crate) const SPIN: usize = 1;
     pub(crate) const READ_BUFFER: usize = 1;
+    pub(crate) const MAX_SLOTS: usize = 2;
+
+    pub(crate) use loom::cell::{ConstPtr, MutPtr, UnsafeCell};
+
+    /// As in the `std` build, from a per-execution counter so that every execution of a model
+    /// hands out the same indices.
+    pub(crate) fn thread_index() -> usize {
+        loom::lazy_static! {
+            static ref NEXT: AtomicUsize = AtomicUsize::new(0);
+        }
+        loom::thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+        }
+        INDEX.with(|i| *i)
+    }
     pub(crate) const PAGE: usize = 4;
     pub(crate) const STARVED_ROUNDS: u32 = 2;
 }

@@ -1,12 +1,15 @@
 //! Loom models of the cache's synchronisation, run on the real code: under the
-//! `bounded_cache_loom` cfg every lock and atomic of the crate is loom's (`src/sync.rs`), the hit
-//! buffer holds one record, slab pages hold four nodes and an insert gives up after two rounds
+//! `bounded_cache_loom` cfg every lock, atomic and shared cell of the crate is loom's
+//! (`src/sync.rs`), a shard has two thread slots whose hit buffers hold one record each, slab pages hold four nodes and an insert gives up after two rounds
 //! that find nothing to evict, so that small models reach every path.
 //!
 //! - the loader hand-off (`load::Flight`): every waiter returns, blocking or async, with the
 //!   leader's outcome, and a cancelled async waiter takes its waker out;
-//! - LRU hits recorded under the read lock and replayed under the write lock: no hit is lost and
-//!   none is applied to a node that was freed or reused meanwhile;
+//! - the shard lock (`cell.rs`): readers counted in their thread's slot, or on the slow path,
+//!   never overlap a writer (loom's cell tracking checks every access), and their hits are
+//!   counted;
+//! - LRU hits recorded by readers and replayed by the next writer: no hit is lost and none is
+//!   applied to a node that was freed or reused meanwhile;
 //! - the budget under concurrent inserts that evict across shards: never exceeded, and exact
 //!   once quiescent;
 //! - an invalidation racing a load: the load never stores over it;
@@ -170,6 +173,32 @@ fn tinylfu_hits_recorded_under_the_read_lock_are_never_lost() {
         assert_eq!(cache.contains(&3), hit, "a hit before the eviction admits its entry");
         assert_eq!(cache.contains(&2), !hit);
         assert!(cache.contains(&1) && cache.contains(&4));
+    });
+}
+
+#[test]
+fn readers_on_two_slots_never_overlap_a_writer() {
+    loom::model(|| {
+        // A shard has two thread slots here, and thread indices go out in order of first read,
+        // so the two readers use different slots whether or not the main thread read first. Each read
+        // takes the fast path or, if it meets the writer, the slow one; loom's cell tracking
+        // fails the model if either read overlaps the writer's exclusive access. A reader sees
+        // the old value or the new one, and its lookup is counted either way.
+        let cache = entries(Policy::Lru, 4, 1);
+        cache.insert(1, 10).unwrap();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let cache = cache.clone();
+                thread::spawn(move || cache.get(&1))
+            })
+            .collect();
+        cache.insert(1, 11).unwrap();
+        for r in readers {
+            let got = r.join().unwrap();
+            assert!(got == Some(10) || got == Some(11), "{got:?}");
+        }
+        assert_eq!(cache.stats().hits, 2);
+        assert_eq!(cache.get(&1), Some(11));
     });
 }
 
