@@ -2,6 +2,7 @@
 ratios (`bench-alloctrack.py`, `bench-connpool-postgres.py`): on a shared machine one run's
 figures carry the noise of the moment, and the median over rounds is steadier."""
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -17,9 +18,11 @@ def estimate(*parts):
     return data["slope" if data.get("slope") else "mean"]["point_estimate"]
 
 
-def run(args):
-    """Runs a benchmark command quietly; stops the script if it fails."""
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run(args, env=None):
+    """Runs a benchmark command quietly, with `env` added to the environment; stops the script if
+    it fails."""
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, **(env or {})})
 
 
 def summary(values):

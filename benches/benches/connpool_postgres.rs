@@ -34,36 +34,32 @@ fn postgres(c: &mut Criterion) {
                     .await
                     .unwrap()
             }));
-            group.bench_function(BenchmarkId::new("ours", &param), |b| {
-                b.iter(|| {
-                    let shared = ours.clone();
-                    rt.block_on(run(tasks, move |_| {
-                        let pool = shared.clone();
-                        async move {
-                            let conn = pool.get().await.unwrap();
-                            conn.simple_query("SELECT 1").await.unwrap();
-                        }
-                    }))
-                })
-            });
+            let ours_round = || {
+                let shared = ours.clone();
+                rt.block_on(run(tasks, move |_| {
+                    let pool = shared.clone();
+                    async move {
+                        let conn = pool.get().await.unwrap();
+                        conn.simple_query("SELECT 1").await.unwrap();
+                    }
+                }))
+            };
 
             let deadpool = {
                 let pg: tokio_postgres::Config = url.parse().unwrap();
                 let manager = deadpool_postgres::Manager::new(pg, tokio_postgres::NoTls);
                 Arc::new(deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap())
             };
-            group.bench_function(BenchmarkId::new("deadpool", &param), |b| {
-                b.iter(|| {
-                    let shared = deadpool.clone();
-                    rt.block_on(run(tasks, move |_| {
-                        let pool = shared.clone();
-                        async move {
-                            let conn = pool.get().await.unwrap();
-                            conn.simple_query("SELECT 1").await.unwrap();
-                        }
-                    }))
-                })
-            });
+            let deadpool_round = || {
+                let shared = deadpool.clone();
+                rt.block_on(run(tasks, move |_| {
+                    let pool = shared.clone();
+                    async move {
+                        let conn = pool.get().await.unwrap();
+                        conn.simple_query("SELECT 1").await.unwrap();
+                    }
+                }))
+            };
 
             let bb8 = Arc::new(rt.block_on(async {
                 let manager =
@@ -76,21 +72,35 @@ fn postgres(c: &mut Criterion) {
                     .await
                     .unwrap()
             }));
-            group.bench_function(BenchmarkId::new("bb8", &param), |b| {
-                b.iter(|| {
-                    let shared = bb8.clone();
-                    rt.block_on(run(tasks, move |_| {
-                        let pool = shared.clone();
-                        async move {
-                            let conn = pool.get().await.unwrap();
-                            conn.simple_query("SELECT 1").await.unwrap();
-                        }
-                    }))
-                })
-            });
+            let bb8_round = || {
+                let shared = bb8.clone();
+                rt.block_on(run(tasks, move |_| {
+                    let pool = shared.clone();
+                    async move {
+                        let conn = pool.get().await.unwrap();
+                        conn.simple_query("SELECT 1").await.unwrap();
+                    }
+                }))
+            };
+            let sides: [(&str, &dyn Fn()); 3] =
+                [("ours", &ours_round), ("deadpool", &deadpool_round), ("bb8", &bb8_round)];
+            for (name, round) in in_order(sides) {
+                group.bench_function(BenchmarkId::new(name, &param), |b| b.iter(round));
+            }
         }
     }
     group.finish();
+}
+
+/// The benchmarks of one point in the order given, or reversed when `BENCH_REVERSE` is set:
+/// `scripts/bench-connpool-postgres.py` alternates between rounds, so that no side always runs
+/// first (an A/A check, one pool benchmarked three times in a row, found the position alone
+/// moving a result by a few percent).
+fn in_order<T, const N: usize>(mut sides: [T; N]) -> [T; N] {
+    if std::env::var_os("BENCH_REVERSE").is_some() {
+        sides.reverse();
+    }
+    sides
 }
 
 /// Runs `tasks` tasks, each making `QUERIES_PER_TASK` calls of `query`.
@@ -140,18 +150,16 @@ fn postgres_tls(c: &mut Criterion) {
                     .await
                     .unwrap()
             }));
-            group.bench_function(BenchmarkId::new("ours", &param), |b| {
-                b.iter(|| {
-                    let shared = ours.clone();
-                    rt.block_on(run(tasks, move |_| {
-                        let pool = shared.clone();
-                        async move {
-                            let conn = pool.get().await.unwrap();
-                            conn.simple_query("SELECT 1").await.unwrap();
-                        }
-                    }))
-                })
-            });
+            let ours_round = || {
+                let shared = ours.clone();
+                rt.block_on(run(tasks, move |_| {
+                    let pool = shared.clone();
+                    async move {
+                        let conn = pool.get().await.unwrap();
+                        conn.simple_query("SELECT 1").await.unwrap();
+                    }
+                }))
+            };
 
             let deadpool = {
                 let pg: tokio_postgres::Config = url.parse().unwrap();
@@ -159,18 +167,20 @@ fn postgres_tls(c: &mut Criterion) {
                 let manager = deadpool_postgres::Manager::new(pg, connector);
                 Arc::new(deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap())
             };
-            group.bench_function(BenchmarkId::new("deadpool", &param), |b| {
-                b.iter(|| {
-                    let shared = deadpool.clone();
-                    rt.block_on(run(tasks, move |_| {
-                        let pool = shared.clone();
-                        async move {
-                            let conn = pool.get().await.unwrap();
-                            conn.simple_query("SELECT 1").await.unwrap();
-                        }
-                    }))
-                })
-            });
+            let deadpool_round = || {
+                let shared = deadpool.clone();
+                rt.block_on(run(tasks, move |_| {
+                    let pool = shared.clone();
+                    async move {
+                        let conn = pool.get().await.unwrap();
+                        conn.simple_query("SELECT 1").await.unwrap();
+                    }
+                }))
+            };
+            let sides: [(&str, &dyn Fn()); 2] = [("ours", &ours_round), ("deadpool", &deadpool_round)];
+            for (name, round) in in_order(sides) {
+                group.bench_function(BenchmarkId::new(name, &param), |b| b.iter(round));
+            }
         }
     }
     group.finish();
