@@ -11,6 +11,24 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 
 const QUERIES_PER_TASK: usize = 10;
 
+/// One iteration on `$pool` (any of the three pools: each `get` gives a guard that derefs to a
+/// `tokio_postgres::Client`): `$tasks` tasks, each running `SELECT 1` `QUERIES_PER_TASK` times
+/// on a connection checked out for it.
+macro_rules! select_one_round {
+    ($rt:expr, $tasks:expr, $pool:expr) => {
+        || {
+            let shared = $pool.clone();
+            $rt.block_on(run($tasks, move |_| {
+                let pool = shared.clone();
+                async move {
+                    let conn = pool.get().await.unwrap();
+                    conn.simple_query("SELECT 1").await.unwrap();
+                }
+            }))
+        }
+    };
+}
+
 fn postgres(c: &mut Criterion) {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         eprintln!("connpool-postgres skipped: DATABASE_URL is not set (run through scripts/servers.sh)");
@@ -34,32 +52,14 @@ fn postgres(c: &mut Criterion) {
                     .await
                     .unwrap()
             }));
-            let ours_round = || {
-                let shared = ours.clone();
-                rt.block_on(run(tasks, move |_| {
-                    let pool = shared.clone();
-                    async move {
-                        let conn = pool.get().await.unwrap();
-                        conn.simple_query("SELECT 1").await.unwrap();
-                    }
-                }))
-            };
+            let ours_round = select_one_round!(rt, tasks, ours);
 
             let deadpool = {
                 let pg: tokio_postgres::Config = url.parse().unwrap();
                 let manager = deadpool_postgres::Manager::new(pg, tokio_postgres::NoTls);
                 Arc::new(deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap())
             };
-            let deadpool_round = || {
-                let shared = deadpool.clone();
-                rt.block_on(run(tasks, move |_| {
-                    let pool = shared.clone();
-                    async move {
-                        let conn = pool.get().await.unwrap();
-                        conn.simple_query("SELECT 1").await.unwrap();
-                    }
-                }))
-            };
+            let deadpool_round = select_one_round!(rt, tasks, deadpool);
 
             let bb8 = Arc::new(rt.block_on(async {
                 let manager =
@@ -72,16 +72,7 @@ fn postgres(c: &mut Criterion) {
                     .await
                     .unwrap()
             }));
-            let bb8_round = || {
-                let shared = bb8.clone();
-                rt.block_on(run(tasks, move |_| {
-                    let pool = shared.clone();
-                    async move {
-                        let conn = pool.get().await.unwrap();
-                        conn.simple_query("SELECT 1").await.unwrap();
-                    }
-                }))
-            };
+            let bb8_round = select_one_round!(rt, tasks, bb8);
             let sides: [(&str, &dyn Fn()); 3] =
                 [("ours", &ours_round), ("deadpool", &deadpool_round), ("bb8", &bb8_round)];
             for (name, round) in in_order(sides) {
@@ -150,16 +141,7 @@ fn postgres_tls(c: &mut Criterion) {
                     .await
                     .unwrap()
             }));
-            let ours_round = || {
-                let shared = ours.clone();
-                rt.block_on(run(tasks, move |_| {
-                    let pool = shared.clone();
-                    async move {
-                        let conn = pool.get().await.unwrap();
-                        conn.simple_query("SELECT 1").await.unwrap();
-                    }
-                }))
-            };
+            let ours_round = select_one_round!(rt, tasks, ours);
 
             let deadpool = {
                 let pg: tokio_postgres::Config = url.parse().unwrap();
@@ -167,16 +149,7 @@ fn postgres_tls(c: &mut Criterion) {
                 let manager = deadpool_postgres::Manager::new(pg, connector);
                 Arc::new(deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap())
             };
-            let deadpool_round = || {
-                let shared = deadpool.clone();
-                rt.block_on(run(tasks, move |_| {
-                    let pool = shared.clone();
-                    async move {
-                        let conn = pool.get().await.unwrap();
-                        conn.simple_query("SELECT 1").await.unwrap();
-                    }
-                }))
-            };
+            let deadpool_round = select_one_round!(rt, tasks, deadpool);
             let sides: [(&str, &dyn Fn()); 2] = [("ours", &ours_round), ("deadpool", &deadpool_round)];
             for (name, round) in in_order(sides) {
                 group.bench_function(BenchmarkId::new(name, &param), |b| b.iter(round));

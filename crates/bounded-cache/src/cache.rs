@@ -158,15 +158,15 @@ where
         let refresh = crate::refresh::Settings::new(b.refresh);
         let layout = Layout { caps: reads_move_deadlines, refresh: refresh.enabled(), grace: refresh.grace };
         let overhead = if b.weigher.counts_overhead() { entry_overhead::<K, V>(b.policy, layout) } else { 0 };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shards = b.shards.unwrap_or_else(|| {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             // Let each shard hold a few dozen entries of at least 64 heap bytes at least.
             let min_shard = 64 * if overhead == 0 { 1 } else { overhead + 64 };
             let by_size = (b.budget / min_shard).max(1) as usize;
             let by_size = if by_size.is_power_of_two() { by_size } else { by_size.next_power_of_two() / 2 };
             (cpus * 4).next_power_of_two().min(64).min(by_size)
         });
-        let slots = ShardCell::<K, V>::default_slots();
+        let slots = ShardCell::<K, V>::slots_for(cpus);
         let cells = (0..shards).map(|_| ShardCell::new(b.policy, layout, slots)).collect();
         Self {
             inner: Arc::new(Inner {

@@ -321,11 +321,10 @@ impl<K, V> ShardCell<K, V> {
         }
     }
 
-    /// The thread slots a cache's cells get: one per CPU (rounded up to a power of two), at most
-    /// [`MAX_SLOTS`].
-    pub(crate) fn default_slots() -> usize {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cpus.next_power_of_two().min(MAX_SLOTS)
+    /// The thread slots a cache's cells get on `cpus` CPUs: one per CPU (rounded up to a power
+    /// of two), at most [`MAX_SLOTS`].
+    pub(crate) fn slots_for(cpus: usize) -> usize {
+        cpus.max(1).next_power_of_two().min(MAX_SLOTS)
     }
 
     /// The shard's weight as last published; read without the lock, to choose a victim shard.
