@@ -2,3 +2,4 @@
 //! same machine code.
 
 pub mod alloc_workload;
+pub mod cache_peers;

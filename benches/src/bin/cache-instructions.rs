@@ -1,0 +1,33 @@
+//! Runs one pass of `cache-zipf-read` gets (1,048,576 Zipf draws, one thread) over one cache of
+//! the throughput benchmarks, after a pass that warms it, so that callgrind can count the
+//! instructions of the measured pass alone: `scripts/bench-cache-instructions.py` runs it under
+//! `valgrind --tool=callgrind --toggle-collect=cache_instructions::measured` for each cache.
+//!
+//! Usage: cache-instructions <implementation> <capacity in entries>
+
+use benches::cache_peers::{Bench, draws, filled, get_all, implementations};
+
+/// The pass whose instructions are counted.
+#[inline(never)]
+fn measured(cache: &dyn Bench, keys: &[u64]) -> usize {
+    get_all(cache, keys)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [name, capacity] = args.as_slice() else {
+        eprintln!("usage: cache-instructions <implementation> <capacity in entries>");
+        std::process::exit(2);
+    };
+    let capacity: u64 = capacity.parse().expect("the capacity is a number of entries");
+    let Some(&(_, make)) = implementations().iter().find(|(id, _)| id == name) else {
+        let ids: Vec<_> = implementations().iter().map(|(id, _)| *id).collect();
+        eprintln!("unknown implementation {name}; one of {}", ids.join(", "));
+        std::process::exit(2);
+    };
+    let cache = filled(make, capacity);
+    let keys = draws(0);
+    get_all(&*cache, &keys);
+    let hits = measured(&*cache, &keys);
+    println!("{name} {capacity}: {hits} hits in {} gets", keys.len());
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Counts the instructions a get costs in each cache of the throughput benchmarks, with
+valgrind's callgrind: one thread, one pass of 1,048,576 Zipf(1.0) draws after a pass that warms
+the cache, at the capacities of `cache-zipf-read` (100,000 entries) and `cache-zipf-read-90`
+(250,000). A figure the machine's noise does not move, beside the timed ratios of
+`cargo bench -p benches --bench cache`. Instructions are not time (a load that misses costs far
+more than an add); with `--cache-sim` callgrind also simulates the caches and the script prints
+first-level and last-level data misses per get (valgrind's model of the caches, not this
+machine's).
+
+Usage: scripts/bench-cache-instructions.py [--cache-sim] [IMPLEMENTATION...]
+(needs valgrind: apt-get install valgrind)
+"""
+import json
+import subprocess
+import sys
+import tempfile
+
+CAPACITIES = [100_000, 250_000]
+DEFAULT = ["ours", "ours-s3fifo", "ours-wtinylfu", "quick_cache", "tinyufo", "lru"]
+GETS = 1 << 20
+
+
+def executable():
+    args = ["cargo", "build", "-q", "--release", "-p", "benches", "--bin", "cache-instructions",
+            "--message-format=json"]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message.get("executable"):
+            return message["executable"]
+    sys.exit("cargo built no cache-instructions executable")
+
+
+def totals(path):
+    """The events callgrind collected (inside the measured pass only), by name."""
+    events, values = [], []
+    for line in open(path):
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("totals:") or line.startswith("summary:"):
+            values = [int(v) for v in line.split()[1:]]
+    return dict(zip(events, values + [0] * (len(events) - len(values))))
+
+
+def main():
+    args = sys.argv[1:]
+    cache_sim = "--cache-sim" in args
+    names = [a for a in args if not a.startswith("--")] or DEFAULT
+    exe = executable()
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for capacity in CAPACITIES:
+            for name in names:
+                out = f"{tmp}/{name}-{capacity}.out"
+                valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                            "--toggle-collect=cache_instructions::measured"]
+                if cache_sim:
+                    valgrind.append("--cache-sim=yes")
+                done = subprocess.run(valgrind + [exe, name, str(capacity)], check=True, capture_output=True,
+                                      text=True)
+                hits = int(done.stdout.split(": ")[1].split()[0])
+                rows[(capacity, name)] = (totals(out), hits)
+    for capacity in CAPACITIES:
+        print(f"\ncapacity {capacity:,} entries, {GETS:,} gets on one thread, per get:\n")
+        header = "| implementation | hits | instructions | instructions vs quick_cache |"
+        if cache_sim:
+            header += " first-level data misses | last-level data misses |"
+        print(header)
+        print("|---" * (header.count("|") - 1) + "|")
+        base = rows.get((capacity, "quick_cache"))
+        for name in names:
+            events, hits = rows[(capacity, name)]
+            ir = events["Ir"] / GETS
+            ratio = f"{ir / (base[0]['Ir'] / GETS):.2f}x" if base else "-"
+            line = f"| {name} | {hits / GETS:.1%} | {ir:,.0f} | {ratio} |"
+            if cache_sim:
+                d1 = (events.get("D1mr", 0) + events.get("D1mw", 0)) / GETS
+                ll = (events.get("DLmr", 0) + events.get("DLmw", 0)) / GETS
+                line += f" {d1:.2f} | {ll:.2f} |"
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
