@@ -15,6 +15,19 @@ pub(crate) use crate::sync::PAGE;
 
 const PAGE_SHIFT: u32 = PAGE.trailing_zeros();
 
+/// A page of per-node data. A fixed-size array rather than a slice, so that indexing a page with
+/// `idx & (PAGE - 1)` needs no bounds check (and a page pointer is one word, not two).
+type Page<T> = Box<[T; PAGE]>;
+
+/// A page of `PAGE` values made by `f` from their offset in the page.
+fn page<T>(f: impl FnMut(usize) -> T) -> Page<T> {
+    let page: Box<[T]> = (0..PAGE).map(f).collect();
+    match page.try_into() {
+        Ok(page) => page,
+        Err(_) => unreachable!("the page has PAGE elements"),
+    }
+}
+
 /// "No node": the end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 
@@ -122,17 +135,17 @@ impl<K, V> Node<K, V> {
 
 /// The nodes of one shard.
 pub(crate) struct Slab<K, V> {
-    pages: Vec<Box<[Node<K, V>]>>,
+    pages: Vec<Page<Node<K, V>>>,
     /// For caches whose reads move deadlines (time to idle, an `Expiry` hook): a page of caps
     /// beside each page of nodes, the latest deadline a read may set for the node's entry (the
     /// one its time to live fixed when it was written; 0 = none). Other caches keep none, so
     /// their nodes stay 8 bytes smaller.
-    caps: Option<Vec<Box<[u64]>>>,
+    caps: Option<Vec<Page<u64>>>,
     /// For caches that refresh entries (`refresh.rs`): a page of "refresh at" times beside each
     /// page of nodes (nanoseconds after the epoch, plus one; 0 = never). Atomic because the
     /// reader that claims a refresh moves it forward under the shard's read lock; like the
     /// deadline it is a time, not part of any synchronisation beyond that compare-and-swap.
-    refresh: Option<Vec<Box<[AtomicU64]>>>,
+    refresh: Option<Vec<Page<AtomicU64>>>,
     /// Head of the free list of vacant nodes.
     free: u32,
     len: usize,
@@ -216,13 +229,13 @@ impl<K, V> Slab<K, V> {
     /// Bytes held by the pages.
     pub(crate) fn allocated_bytes(&self) -> usize {
         let caps = self.caps.as_ref().map_or(0, |caps| {
-            caps.len() * PAGE * size_of::<u64>() + caps.capacity() * size_of::<Box<[u64]>>()
+            caps.len() * PAGE * size_of::<u64>() + caps.capacity() * size_of::<Page<u64>>()
         });
         let refresh = self.refresh.as_ref().map_or(0, |pages| {
-            pages.len() * PAGE * size_of::<AtomicU64>() + pages.capacity() * size_of::<Box<[AtomicU64]>>()
+            pages.len() * PAGE * size_of::<AtomicU64>() + pages.capacity() * size_of::<Page<AtomicU64>>()
         });
         self.capacity() * size_of::<Node<K, V>>()
-            + self.pages.capacity() * size_of::<Box<[Node<K, V>]>>()
+            + self.pages.capacity() * size_of::<Page<Node<K, V>>>()
             + caps
             + refresh
     }
@@ -284,15 +297,13 @@ impl<K, V> Slab<K, V> {
     fn grow(&mut self) {
         let first = self.capacity();
         assert!(first + PAGE < NIL as usize, "a shard holds at most u32::MAX - 1 entries");
-        let page: Box<[Node<K, V>]> = (0..PAGE)
-            .map(|i| Node::vacant(if i + 1 == PAGE { self.free } else { (first + i + 1) as u32 }))
-            .collect();
-        self.pages.push(page);
+        let free = self.free;
+        self.pages.push(page(|i| Node::vacant(if i + 1 == PAGE { free } else { (first + i + 1) as u32 })));
         if let Some(caps) = &mut self.caps {
-            caps.push(vec![0; PAGE].into_boxed_slice());
+            caps.push(page(|_| 0));
         }
         if let Some(refresh) = &mut self.refresh {
-            refresh.push((0..PAGE).map(|_| AtomicU64::new(0)).collect());
+            refresh.push(page(|_| AtomicU64::new(0)));
         }
         self.free = first as u32;
     }
