@@ -14,12 +14,21 @@ fn measured(cache: &dyn Bench, keys: &[u64]) -> usize {
 }
 
 fn main() {
+    const USAGE: &str = "usage: cache-instructions <implementation> <capacity in entries>";
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [name, capacity] = args.as_slice() else {
-        eprintln!("usage: cache-instructions <implementation> <capacity in entries>");
-        std::process::exit(2);
+    let (name, capacity) = match args.as_slice() {
+        [name, capacity] => match capacity.parse::<u64>() {
+            Ok(capacity) if capacity > 0 => (name, capacity),
+            _ => {
+                eprintln!("the capacity must be a positive number of entries, not {capacity:?}\n{USAGE}");
+                std::process::exit(2);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
     };
-    let capacity: u64 = capacity.parse().expect("the capacity is a number of entries");
     let Some(&(_, make)) = implementations().iter().find(|(id, _)| id == name) else {
         let ids: Vec<_> = implementations().iter().map(|(id, _)| *id).collect();
         eprintln!("unknown implementation {name}; one of {}", ids.join(", "));
