@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::budget::{Budget, Reservation};
 use crate::builder::{CacheBuilder, DefaultHashBuilder};
-use crate::cell::ShardCell;
+use crate::cell::{HitRecord, ReadGuard, ShardCell};
 use crate::clock::TimeSource;
 use crate::error::{InsertError, LoadError};
 use crate::expiry::{self, Expiry};
@@ -840,28 +840,56 @@ where
         V: Clone,
     {
         let cell = self.cell(hash);
-        let mut shard = cell.read();
+        // The guard is dropped where it lives, at the end of this block (moving it into a call
+        // would copy it on every hit), before an overflowing hit takes the write lock.
+        let (shared, claim, overflow) = {
+            let mut shard = cell.read();
+            self.look::<Q, REFRESH, MISS>(&mut shard, hash, key)
+        };
+        if let Some(record) = overflow {
+            cell.replay_overflow(record);
+        }
+        (shared, claim)
+    }
+
+    /// The body of [`lookup_shared`](Self::lookup_shared), under its read guard; also returns a
+    /// hit record that overflowed its slot's buffer, to replay once the guard is gone.
+    #[inline(always)]
+    fn look<Q, const REFRESH: bool, const MISS: bool>(
+        &self,
+        shard: &mut ReadGuard<'_, K, V>,
+        hash: u64,
+        key: &Q,
+    ) -> (Shared<V>, Option<Claim>, Option<HitRecord>)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
         let Some(idx) = shard.find(hash, key) else {
             if MISS {
                 shard.count_miss();
             }
-            return (Shared::Miss, None);
+            return (Shared::Miss, None, None);
         };
         let node = shard.slab.node(idx);
         let refreshing = REFRESH && shard.slab.keeps_refresh();
-        let now = if refreshing || node.expires() != 0 || self.reads_move_deadlines { self.now() } else { 0 };
+        // The deadline is read once (an atomic load the compiler would not merge), and the clock
+        // only when something depends on it.
+        let expires = node.expires();
+        let now = if refreshing || expires != 0 || self.reads_move_deadlines { self.now() } else { 0 };
         let mut claim = None;
-        let value = if !node.expired_at(now) {
+        let value = if expires == 0 || now < expires {
             if refreshing {
-                claim = self.claim_refresh(&shard, idx, now, false);
+                claim = self.claim_refresh(shard, idx, now, false);
             }
-            self.read_hit(&shard.slab, idx, now)
-        } else if refreshing && now < node.expires().saturating_add(self.refresh.grace) {
-            claim = self.claim_refresh(&shard, idx, now, true);
+            self.hit_value(&shard.slab, idx, node, now)
+        } else if refreshing && now < expires.saturating_add(self.refresh.grace) {
+            claim = self.claim_refresh(shard, idx, now, true);
             self.counters.stale_served.fetch_add(1, Relaxed);
             node.value().clone()
         } else {
-            return (Shared::Expired, None);
+            return (Shared::Expired, None, None);
         };
         let overflow = if shard.policy().records_hits() {
             shard.record_hit(idx)
@@ -870,11 +898,7 @@ where
             None
         };
         shard.count_hit();
-        drop(shard);
-        if let Some(record) = overflow {
-            cell.replay_overflow(record);
-        }
-        (Shared::Hit(value), claim)
+        (Shared::Hit(value), claim, overflow)
     }
 
     /// Claims the refresh of the entry at `idx` if it is due at `now` (a `stale` entry always
@@ -1005,7 +1029,15 @@ where
     where
         V: Clone,
     {
-        let node = slab.node(idx);
+        self.hit_value(slab, idx, slab.node(idx), now)
+    }
+
+    /// [`read_hit`](Self::read_hit) of the entry's `node`, already at hand.
+    #[inline]
+    fn hit_value(&self, slab: &Slab<K, V>, idx: u32, node: &Node<K, V>, now: u64) -> V
+    where
+        V: Clone,
+    {
         let value = node.value().clone();
         if self.reads_move_deadlines {
             self.move_deadline(slab, idx, now);

@@ -151,10 +151,12 @@ impl Slot {
     /// Replays and empties the buffer; only by a writer that has excluded the readers.
     fn drain_into<K, V>(&self, shard: &mut Shard<K, V>) {
         // The records were stored by readers whose release this writer has acquired (module
-        // docs), so every claimed record's store is visible here.
+        // docs), so every claimed record's store is visible here; and no reader stores one until
+        // this writer has gone, so plain loads read them (a swap would add a locked instruction
+        // per hit) and nothing needs clearing: the cursor alone says which records are current.
         let n = self.next.load(Relaxed).min(READ_BUFFER);
         for record in &self.records[..n] {
-            if let Some(record) = HitRecord::from_bits(record.swap(0, Relaxed)) {
+            if let Some(record) = HitRecord::from_bits(record.load(Relaxed)) {
                 shard.replay_hit(record);
             }
         }
@@ -215,8 +217,9 @@ pub(crate) struct ReadGuard<'a, K, V> {
     cell: &'a ShardCell<K, V>,
     slot: &'a Slot,
     shard: ManuallyDrop<ConstPtr<Shard<K, V>>>,
-    /// The lock, if this read took the slow path.
-    slow: Option<RwLockReadGuard<'a, ()>>,
+    /// The lock, if this read took the slow path; dropped by hand (in `leave_slow`), so that the
+    /// guard's drop glue is its `Drop` alone, small enough to inline into every lookup.
+    slow: ManuallyDrop<Option<RwLockReadGuard<'a, ()>>>,
     /// The tallies this read adds to its slot when it ends.
     tally: u64,
 }
@@ -291,18 +294,32 @@ impl<K, V> Drop for ReadGuard<'_, K, V> {
     fn drop(&mut self) {
         // SAFETY: not used again; the access ends before the read is released.
         unsafe { ManuallyDrop::drop(&mut self.shard) };
-        let before = match self.slow.take() {
-            // Leaving and counting in one step.
-            None => self.slot.state.fetch_add(self.tally.wrapping_sub(READER), Release),
-            Some(lock) => {
-                let before = if self.tally == 0 { 0 } else { self.slot.state.fetch_add(self.tally, Relaxed) };
-                drop(lock);
-                before
-            }
-        };
+        if self.slow.is_some() {
+            self.leave_slow();
+            return;
+        }
+        // Leaving and counting in one step.
+        let before = self.slot.state.fetch_add(self.tally.wrapping_sub(READER), Release);
         if (before >> HIT_SHIFT & TALLY) >= FOLD || before >> MISS_SHIFT >= FOLD {
             self.cell.fold(self.slot);
         }
+    }
+}
+
+impl<K, V> ReadGuard<'_, K, V> {
+    /// Ends a read that took the slow path: counts it, then releases the lock.
+    #[cold]
+    #[inline(never)]
+    fn leave_slow(&mut self) {
+        // SAFETY: called once, from `drop`; the field is not used again.
+        let lock = unsafe { ManuallyDrop::take(&mut self.slow) };
+        if self.tally != 0 {
+            let before = self.slot.state.fetch_add(self.tally, Relaxed);
+            if (before >> HIT_SHIFT & TALLY) >= FOLD || before >> MISS_SHIFT >= FOLD {
+                self.cell.fold(self.slot);
+            }
+        }
+        drop(lock);
     }
 }
 
@@ -393,11 +410,17 @@ impl<K, V> ShardCell<K, V> {
         debug_assert!(before & READERS != READERS, "65,535 readers in one slot");
         if !self.writing.load(Acquire) {
             let shard = ManuallyDrop::new(self.shard.get());
-            return ReadGuard { cell: self, slot, shard, slow: None, tally: 0 };
+            return ReadGuard { cell: self, slot, shard, slow: ManuallyDrop::new(None), tally: 0 };
         }
         slot.state.fetch_sub(READER, Release);
         let lock = self.read_slow();
-        ReadGuard { cell: self, slot, shard: ManuallyDrop::new(self.shard.get()), slow: Some(lock), tally: 0 }
+        ReadGuard {
+            cell: self,
+            slot,
+            shard: ManuallyDrop::new(self.shard.get()),
+            slow: ManuallyDrop::new(Some(lock)),
+            tally: 0,
+        }
     }
 
     #[cold]
@@ -456,6 +479,41 @@ mod tests {
         assert_eq!(cell.tallies(), (FOLD, FOLD));
         cell.read().count_hit();
         assert_eq!(cell.tallies(), (FOLD + 1, FOLD));
+    }
+
+    #[test]
+    fn a_replay_reads_only_the_hits_recorded_since_the_last() {
+        // A writer reads the records below the cursor and leaves them in place: the records of an
+        // earlier replay, still in the buffer, must never be replayed again.
+        let cell = cell(1);
+        let hash = |key: u64| key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let idx: Vec<u32> = {
+            let mut shard = cell.write();
+            (0..4u64)
+                .map(|key| {
+                    shard.insert(
+                        hash(key),
+                        key,
+                        key,
+                        1,
+                        crate::shard::Deadline { at: 0, cap: 0, refresh: 0 },
+                    );
+                    shard.find(hash(key), &key).expect("just inserted")
+                })
+                .collect()
+        };
+        // Hits on 0, 1 and 2 (3 is the most recent), replayed by the next writer.
+        {
+            let read = cell.read();
+            for &i in &idx[..3] {
+                assert_eq!(read.record_hit(i), None, "the buffer has room");
+            }
+        }
+        assert!(cell.write().is_most_recent(idx[2]));
+        // One hit on 3 overwrites the first record; replaying the two stale ones behind it would
+        // leave 2 the most recent.
+        assert_eq!(cell.read().record_hit(idx[3]), None);
+        assert!(cell.write().is_most_recent(idx[3]));
     }
 
     #[test]

@@ -229,6 +229,32 @@ impl Queues {
         q.head = idx;
     }
 
+    /// Moves an entry to the head of the queue it is on: a hit in recency order. The queue's
+    /// weight does not change, and an entry already at the head stays, so this is the shorter
+    /// path of `move_front` that every LRU hit takes.
+    #[inline]
+    fn bring_to_head<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        let node = slab.node(idx);
+        let (prev, next, queue) = (node.prev, node.next, node.queue);
+        if prev == NIL {
+            return;
+        }
+        let q = &mut self.q[queue as usize];
+        slab.node_mut(prev).next = next;
+        if next == NIL {
+            q.tail = prev;
+        } else {
+            slab.node_mut(next).prev = prev;
+        }
+        // Not NIL (the queue holds `prev`), and not `idx` (which has a predecessor).
+        let old_head = q.head;
+        q.head = idx;
+        let node = slab.node_mut(idx);
+        node.prev = NIL;
+        node.next = old_head;
+        slab.node_mut(old_head).prev = idx;
+    }
+
     /// Takes an entry off its queue.
     pub(crate) fn unlink<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
         let node = slab.node(idx);
@@ -267,28 +293,27 @@ impl Queues {
         self.push_front(slab, idx, queue);
     }
 
-    /// Records a hit.
+    /// Records a hit. The W-TinyLFU case is a call of its own, so that an LRU hit, replayed many
+    /// to a write, does not pay for saving the registers that W-TinyLFU's work needs.
     #[inline]
     pub(crate) fn on_hit<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
         match self.policy {
-            Policy::Lru => {
-                if self.q[0].head != idx {
-                    self.unlink(slab, idx);
-                    self.push_front(slab, idx, SMALL);
-                }
-            }
+            Policy::Lru => self.bring_to_head(slab, idx),
             Policy::S3Fifo => hit_shared(slab.node(idx)),
-            Policy::TinyLfu => {
-                self.sketch.increment(table_hash(slab.node(idx).hash));
-                self.climber.hit(slab.len());
-                match slab.node(idx).queue {
-                    PROBATION | CANDIDATES => {
-                        self.move_front(slab, idx, PROTECTED);
-                        self.demote_protected(slab);
-                    }
-                    queue => self.move_front(slab, idx, queue),
-                }
+            Policy::TinyLfu => self.on_hit_tinylfu(slab, idx),
+        }
+    }
+
+    #[inline(never)]
+    fn on_hit_tinylfu<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        self.sketch.increment(table_hash(slab.node(idx).hash));
+        self.climber.hit(slab.len());
+        match slab.node(idx).queue {
+            PROBATION | CANDIDATES => {
+                self.move_front(slab, idx, PROTECTED);
+                self.demote_protected(slab);
             }
+            _ => self.bring_to_head(slab, idx),
         }
     }
 

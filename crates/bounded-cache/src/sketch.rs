@@ -76,17 +76,20 @@ impl Sketch {
 
     /// Raises the key's counters to at least `count`.
     fn raise(&mut self, hash: u64, count: u64) {
-        for (word, shift) in self.locate(hash) {
-            let counter = (self.words[word] >> shift) & Self::MAX;
+        let (start, places) = self.locate(hash);
+        let block = self.block_mut(start);
+        for (word, shift) in places {
+            let counter = (block[word] >> shift) & Self::MAX;
             if counter < count {
-                self.words[word] += (count - counter) << shift;
+                block[word] += (count - counter) << shift;
             }
         }
     }
 
-    /// The word and the bit offset of each of the key's four counters.
+    /// The key's block (the index of its first word), and the word within the block (0 to 7)
+    /// and the bit offset of each of its four counters.
     #[inline]
-    fn locate(&self, hash: u64) -> [(usize, u32); 4] {
+    fn locate(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
         // A second mix of the table hash, so that the block and the positions within it do not
         // follow the index's use of the same bits.
         let mut x = hash ^ (hash >> 32);
@@ -95,13 +98,25 @@ impl Sketch {
         let blocks = (self.words.len() / Self::BLOCK) as u64;
         let block = (((x & 0xFFFF_FFFF) * blocks) >> 32) as usize * Self::BLOCK;
         let bits = x >> 32;
-        std::array::from_fn(|i| {
+        let places = std::array::from_fn(|i| {
             // 5 bits per counter: one picks the word of the pair, four the nibble.
             let pick = bits >> (5 * i);
-            let word = block + 2 * i + (pick & 1) as usize;
+            let word = 2 * i + (pick & 1) as usize;
             let shift = ((pick >> 1) & 15) as u32 * 4;
             (word, shift)
-        })
+        });
+        (block, places)
+    }
+
+    /// The block of 8 words at `start`: one bounds check for the four counters in it.
+    #[inline]
+    fn block(&self, start: usize) -> &[u64; Self::BLOCK] {
+        self.words[start..start + Self::BLOCK].try_into().expect("a block is BLOCK words")
+    }
+
+    #[inline]
+    fn block_mut(&mut self, start: usize) -> &mut [u64; Self::BLOCK] {
+        (&mut self.words[start..start + Self::BLOCK]).try_into().expect("a block is BLOCK words")
     }
 
     /// The key's estimated count, 0 to 15.
@@ -110,11 +125,9 @@ impl Sketch {
         if self.words.is_empty() {
             return 0;
         }
-        self.locate(hash)
-            .iter()
-            .map(|&(word, shift)| ((self.words[word] >> shift) & Self::MAX) as u8)
-            .min()
-            .unwrap_or(0)
+        let (start, places) = self.locate(hash);
+        let block = self.block(start);
+        places.iter().map(|&(word, shift)| ((block[word] >> shift) & Self::MAX) as u8).min().unwrap_or(0)
     }
 
     /// Counts one access of the key: each of its counters below the maximum goes up by one.
@@ -122,10 +135,12 @@ impl Sketch {
         if self.words.is_empty() {
             return;
         }
+        let (start, places) = self.locate(hash);
+        let block = self.block_mut(start);
         let mut added = false;
-        for (word, shift) in self.locate(hash) {
-            if (self.words[word] >> shift) & Self::MAX < Self::MAX {
-                self.words[word] += 1 << shift;
+        for (word, shift) in places {
+            if (block[word] >> shift) & Self::MAX < Self::MAX {
+                block[word] += 1 << shift;
                 added = true;
             }
         }

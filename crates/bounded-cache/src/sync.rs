@@ -99,14 +99,27 @@ mod imp {
     }
 
     /// This thread's index among the threads that have asked, in order of first asking: spreads
-    /// threads over the per-thread slots of the shard cells. 0 during thread-local destruction.
+    /// threads over the per-thread slots of the shard cells.
+    ///
+    /// The index lives in a constant-initialised thread local with no destructor, so reading it
+    /// is one load from the thread's TLS block (a lazily initialised one would also check and
+    /// register its state on every read, on the path of every cache hit).
     #[inline]
     pub(crate) fn thread_index() -> usize {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
         thread_local! {
-            static INDEX: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
         }
-        INDEX.try_with(|i| *i).unwrap_or(0)
+        let index = INDEX.get();
+        if index != usize::MAX { index } else { first_thread_index(&INDEX) }
+    }
+
+    #[cold]
+    fn first_thread_index(key: &'static std::thread::LocalKey<std::cell::Cell<usize>>) -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        // Wraps only after `usize::MAX` threads; the index is used modulo the slot count.
+        let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & (usize::MAX >> 1);
+        key.set(index);
+        index
     }
     /// Nodes per slab page.
     pub(crate) const PAGE: usize = 128;
