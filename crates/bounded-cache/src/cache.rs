@@ -206,10 +206,22 @@ where
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(key);
         match inner.lookup_shared::<Q, false, true>(hash, key).0 {
-            Shared::Hit(value) => return Some(value),
-            Shared::Miss => return None,
-            Shared::Expired => {}
+            Shared::Hit(value) => Some(value),
+            Shared::Miss => None,
+            Shared::Expired => self.get_expired(hash, key),
         }
+    }
+
+    /// The end of a [`get`](Self::get) that found its entry expired, out of the hit path's way.
+    #[cold]
+    #[inline(never)]
+    fn get_expired<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let inner = &*self.inner;
         // Expired: remove it under the write lock (unless someone did meanwhile).
         let now = inner.now();
         let lookup =

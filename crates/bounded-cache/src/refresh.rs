@@ -1,5 +1,6 @@
 //! Refresh-ahead and stale-while-revalidate: reads that reload an entry in the background
-//! ([`Cache::try_get_or_refresh_with`], [`Cache::get_or_try_refresh_with`]).
+//! ([`Cache::try_get_or_refresh_with`], and `Cache::get_or_try_refresh_with` with the `tokio`
+//! feature).
 //!
 //! # Implementation details
 //!
