@@ -712,6 +712,13 @@ where
             + self.inner.cells.len() * size_of::<ShardCell<K, V>>()
     }
 
+    /// The read path's hits that shard `shard`'s policy has counted, once a writer has added
+    /// them up (this call is one): W-TinyLFU's, 0 with the other policies. For the loom models.
+    #[doc(hidden)]
+    pub fn read_hits_seen_by_policy(&self, shard: usize) -> u64 {
+        self.inner.cells[shard].write().read_hits_seen()
+    }
+
     /// Keys of shard `shard`, from the next victim to the most protected; for tests and the fuzz
     /// model.
     #[doc(hidden)]

@@ -31,21 +31,27 @@
 //!
 //! **How the read path scales past two threads.** A hit reads shared lines (the `writing` flag,
 //! the index's bucket, the entry's node) and writes only its thread slot's two lines: the state
-//! word twice (in and out) and, for LRU and W-TinyLFU, one hit record. Lines that are only read
+//! word twice (in and out) and, for LRU, one hit record. Lines that are only read
 //! stay in every core's cache at once; nothing a hit writes is written by another thread's hit,
 //! as long as each thread has a slot of its own (up to [`MAX_SLOTS`] threads; past that, threads
 //! share slots two or more to one, which costs cache-line transfers between those threads only).
-//! S3-FIFO's hit also bumps the entry's 2-bit counter, a store that stops once the counter is at
-//! 3, so a hot entry's node is not written on every hit. What does not scale is writing: a write
+//! An S3-FIFO or W-TinyLFU hit bumps the entry's 2-bit counter instead, a store that stops once
+//! the counter is at 3, so a hot entry's node is not written on every hit. What does not scale is writing: a write
 //! takes the shard alone and touches every slot: a reader that arrives meanwhile takes the slow
 //! path, and the next hit of each reader on that shard misses its own slot's line in cache. Reads on a shard therefore scale
 //! with the cores while writes to it stay rare, which is what a cache with a high hit ratio sees.
 //!
 //! **Tallies.** The upper bits of a slot's state word count the hits and misses of its readers,
 //! so that the decrement that ends a read also counts it: one read-modify-write. A tally that
-//! reaches half its width is moved to the cell's totals by whichever reader sees it there.
+//! reaches half its width is moved to the cell's totals by whichever reader sees it there. A
+//! writer reads every slot's state word anyway to exclude the readers, so it also adds up the hit
+//! tallies (the totals first) and gives the sum to the policy: W-TinyLFU's climber and sketch
+//! count every hit without a hit doing more than this. A fold moves a tally with a `Release` add
+//! to the totals, after emptying the slot; a writer that reads the totals (`Acquire`) with the
+//! fold's add in them then sees the slot emptied, so no tally is counted twice, and one that
+//! reads them before the add misses that tally only until the next write.
 //!
-//! **Hit records.** A hit that changes the policy's order (LRU, and W-TinyLFU's sketch) cannot
+//! **Hit records.** A hit that changes the policy's order (LRU's) cannot
 //! change the shard under a shared access. It is recorded instead, as a [`HitRecord`] in the
 //! reader's slot, and replayed by the next writer once it has excluded the readers, before it does
 //! anything else. Every exclusive access goes through [`ShardCell::write`] or
@@ -115,7 +121,11 @@ const MISS_SHIFT: u32 = 40;
 const TALLY: u64 = (1 << 24) - 1;
 /// A tally at least this high is moved to the cell's totals (half the width: the other half
 /// absorbs what the slot's other threads add before the move).
+#[cfg(not(bounded_cache_loom))]
 const FOLD: u64 = 1 << 23;
+/// Under loom, low enough for a model's reads to reach.
+#[cfg(bounded_cache_loom)]
+const FOLD: u64 = 2;
 
 /// One thread slot of a shard cell: its readers and tallies, and the LRU hits they recorded;
 /// on cache lines no other slot shares.
@@ -163,12 +173,17 @@ impl Slot {
         self.next.store(0, Relaxed);
     }
 
-    /// Waits until no fast reader is inside; only by the writer that has set `writing`.
-    fn wait_for_readers(&self) {
+    /// Waits until no fast reader is inside; only by the writer that has set `writing`. Returns
+    /// the slot's hit tally as it was then.
+    fn wait_for_readers(&self) -> u64 {
         let mut spins = 0;
         // The read-modify-write reads the latest count: a reader it does not see has entered
         // after it, and sees `writing` set (module docs).
-        while self.state.fetch_add(0, AcqRel) & READERS != 0 {
+        loop {
+            let state = self.state.fetch_add(0, AcqRel);
+            if state & READERS == 0 {
+                return state >> HIT_SHIFT & TALLY;
+            }
             while self.state.load(Relaxed) & READERS != 0 {
                 if spins < SPIN {
                     spins += 1;
@@ -365,7 +380,9 @@ impl<K, V> ShardCell<K, V> {
         while let Err(now) = slot.state.compare_exchange_weak(state, state & READERS, Relaxed, Relaxed) {
             state = now;
         }
-        self.hits.fetch_add(state >> HIT_SHIFT & TALLY, Relaxed);
+        // Release: a writer that sees the hits here also sees them gone from the slot, so its
+        // sum (`exclusive`) never counts them twice.
+        self.hits.fetch_add(state >> HIT_SHIFT & TALLY, Release);
         self.misses.fetch_add(state >> MISS_SHIFT, Relaxed);
     }
 
@@ -390,14 +407,19 @@ impl<K, V> ShardCell<K, V> {
     fn exclusive<'a>(&'a self, lock: RwLockWriteGuard<'a, ()>) -> WriteGuard<'a, K, V> {
         // Relaxed: the read-modify-writes that follow carry it to the readers (module docs).
         self.writing.store(true, Relaxed);
+        // The read path's hits so far, for the policy: the totals first (`Acquire`, pairing with
+        // `fold`), then each slot's tally, so a tally being folded meanwhile is missed for now
+        // rather than counted twice.
+        let mut read_hits = self.hits.load(Acquire);
         for slot in self.slots.iter() {
-            slot.wait_for_readers();
+            read_hits += slot.wait_for_readers();
         }
         let mut guard =
             WriteGuard { cell: self, shard: ManuallyDrop::new(self.shard.get_mut()), _lock: lock };
         for slot in self.slots.iter() {
             slot.drain_into(&mut guard);
         }
+        guard.observe_read_hits(read_hits);
         guard
     }
 

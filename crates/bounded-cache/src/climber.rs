@@ -12,6 +12,10 @@
 //! turns back if the rate fell. Steps shrink by 2% each period so the share settles, and a change
 //! in hit rate of 5 points or more (the workload changed) restores the full step.
 //!
+//! Hits on the read path reach the climber in batches, when the next writer adds up the read
+//! path's tallies (`cell.rs`); a period may so end a batch late, which moves its end by at most
+//! the hits between two writes.
+//!
 //! All arithmetic is in thousandths of the shard's weight.
 
 /// The window's share of the shard, searched online; see the module docs.
@@ -47,8 +51,9 @@ impl Climber {
         self.window
     }
 
-    pub(crate) fn hit(&mut self, entries: usize) {
-        self.hits += 1;
+    /// Counts `n` hits at once (those of the read path, seen by the next writer).
+    pub(crate) fn hits(&mut self, n: u64, entries: usize) {
+        self.hits = self.hits.saturating_add(n.min(u64::from(u32::MAX)) as u32);
         self.maybe_climb(entries);
     }
 
@@ -63,6 +68,12 @@ impl Climber {
         if self.hits + self.misses >= period {
             self.climb();
         }
+    }
+
+    /// The hits and misses sampled in the current period.
+    #[cfg(test)]
+    pub(crate) fn sampled(&self) -> (u32, u32) {
+        (self.hits, self.misses)
     }
 
     /// Ends a sampling period: moves the window one step up or down hill.
@@ -96,7 +107,7 @@ mod tests {
             let hits = rate(climber.window()) as usize;
             for i in 0..1_000 {
                 if i < hits {
-                    climber.hit(100);
+                    climber.hits(1, 100);
                 } else {
                     climber.miss(100);
                 }

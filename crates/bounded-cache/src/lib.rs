@@ -37,8 +37,9 @@
 //! Each shard is a reader-writer lock: lookups share it, writes take it alone, so an insert that
 //! returned happens before any later lookup of that key on any thread. A lookup announces itself
 //! in its thread's slot of the shard rather than in a shared lock word, so hits on different
-//! threads write no common cache line (the design note is in `cell.rs`). With LRU (and
-//! W-TinyLFU), hits seen under the read lock are replayed in order before the next write; under
+//! threads write no common cache line (the design note is in `cell.rs`). With LRU, hits seen
+//! under the read lock are replayed in order before the next write (S3-FIFO and W-TinyLFU count
+//! a hit on the entry itself, which needs no replay); under
 //! contention a hit may be dropped when its thread slot's 14-entry hit buffer is full and the
 //! write lock is busy, so LRU is exact on one thread and approximate under contention (eviction
 //! order only; values are never affected).

@@ -136,11 +136,22 @@ impl<K, V> Shard<K, V> {
         self.queues.policy
     }
 
-    /// Whether `idx` is already the most recent entry of LRU's queue (a hit on it changes nothing;
-    /// W-TinyLFU counts every hit in its sketch, so there it is never skipped).
+    /// Whether `idx` is already the most recent entry of LRU's queue (a hit on it changes nothing).
     #[inline]
     pub(crate) fn is_most_recent(&self, idx: u32) -> bool {
         self.queues.policy == Policy::Lru && self.queues.q[0].head == idx
+    }
+
+    /// Passes the read path's hit count so far to the policy (see `Queues::observe_read_hits`).
+    #[inline]
+    pub(crate) fn observe_read_hits(&mut self, total: u64) {
+        let entries = self.slab.len();
+        self.queues.observe_read_hits(total, entries);
+    }
+
+    /// The read path's hits the policy has counted (W-TinyLFU only; 0 for the others).
+    pub(crate) fn read_hits_seen(&self) -> u64 {
+        self.queues.read_hits_seen()
     }
 
     /// Replays an LRU hit recorded under the read lock (see `cell.rs`); a record whose node has

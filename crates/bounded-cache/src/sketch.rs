@@ -24,15 +24,18 @@
 //! keys it holds, and admit newcomers over them). Blocks are chosen by multiply-shift, so the
 //! table need not be a power of two.
 //!
-//! Aging (TinyLFU's "reset"): after 10 increments per entry, every counter is halved, so the
-//! sketch reflects recent popularity and a key once hot does not stay admitted for ever.
+//! Aging (TinyLFU's "reset"): after 10 accesses per entry, every counter is halved, so the
+//! sketch reflects recent popularity and a key once hot does not stay admitted for ever. A miss
+//! is counted by its increment; hits reach the sketch late (the policy adds an entry's hits, up
+//! to 3, when it next looks at it: `policy.rs`), so they are counted towards the halving when
+//! they happen ([`Sketch::age_by`]) and their later [`Sketch::add`] counts nothing.
 
 /// Approximate recent access counts; see the module docs.
 pub(crate) struct Sketch {
     words: Vec<u64>,
-    /// Increments since the last halving.
+    /// Accesses counted since the last halving.
     additions: u64,
-    /// Increments between two halvings: 10 per entry the table was sized for.
+    /// Accesses between two halvings: 10 per entry the table was sized for.
     period: u64,
 }
 
@@ -153,6 +156,30 @@ impl Sketch {
         }
     }
 
+    /// Raises the key's counters by `n` (up to the maximum) without counting an access: hits
+    /// already counted with [`age_by`](Self::age_by), reported later.
+    pub(crate) fn add(&mut self, hash: u64, n: u8) {
+        if self.words.is_empty() {
+            return;
+        }
+        let (start, places) = self.locate(hash);
+        let block = self.block_mut(start);
+        for (word, shift) in places {
+            let counter = (block[word] >> shift) & Self::MAX;
+            block[word] += (Self::MAX - counter).min(u64::from(n)) << shift;
+        }
+    }
+
+    /// Counts `n` accesses towards the next halving.
+    pub(crate) fn age_by(&mut self, n: u64) {
+        self.additions += n;
+        if self.period != 0 && self.additions >= self.period {
+            self.halve();
+            // Once however many periods a batch spans: Caffeine's reset, too, halves once.
+            self.additions = self.additions.min(self.period / 2);
+        }
+    }
+
     /// Halves every counter.
     fn halve(&mut self) {
         for word in &mut self.words {
@@ -177,6 +204,30 @@ mod tests {
 
     fn hash(key: u64) -> u64 {
         key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    #[test]
+    fn hits_added_late_raise_counts_but_age_only_when_they_happened() {
+        let mut sketch = Sketch::new();
+        sketch.ensure(1_000, |_| ());
+        sketch.add(hash(1), 3);
+        sketch.add(hash(1), 2);
+        assert_eq!(sketch.frequency(hash(1)), 5);
+        assert_eq!(sketch.additions, 0, "late hits were counted when they happened");
+        for _ in 0..5 {
+            sketch.add(hash(1), 3);
+        }
+        assert_eq!(sketch.frequency(hash(1)), 15, "saturates");
+        let period = sketch.period;
+        sketch.age_by(period - 1);
+        assert_eq!(sketch.frequency(hash(1)), 15);
+        sketch.age_by(1);
+        assert_eq!(sketch.frequency(hash(1)), 7, "halved after a period of accesses");
+        // A batch of hits spanning many periods halves once, and leaves the next period shorter
+        // than a whole one.
+        sketch.age_by(10 * period);
+        assert_eq!(sketch.frequency(hash(1)), 3);
+        assert!(sketch.additions < period);
     }
 
     #[test]
