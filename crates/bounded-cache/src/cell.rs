@@ -89,7 +89,7 @@ use crate::sync::{
 };
 
 /// An LRU hit to replay: a node index and the node's version when it was hit, packed in a `u64`
-/// (never 0: versions start at 1, and 0 marks an empty buffer slot).
+/// (never 0: versions start at 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HitRecord(u64);
 
@@ -107,8 +107,10 @@ impl HitRecord {
         (self.0 >> 32) as u16
     }
 
-    fn from_bits(bits: u64) -> Option<Self> {
-        (bits != 0).then_some(Self(bits))
+    /// A record read back from a buffer slot below the cursor, which this round stored.
+    fn from_bits(bits: u64) -> Self {
+        debug_assert!(bits != 0, "a slot below the cursor holds a record of this round");
+        Self(bits)
     }
 }
 
@@ -166,9 +168,7 @@ impl Slot {
         // per hit) and nothing needs clearing: the cursor alone says which records are current.
         let n = self.next.load(Relaxed).min(READ_BUFFER);
         for record in &self.records[..n] {
-            if let Some(record) = HitRecord::from_bits(record.load(Relaxed)) {
-                shard.replay_hit(record);
-            }
+            shard.replay_hit(HitRecord::from_bits(record.load(Relaxed)));
         }
         self.next.store(0, Relaxed);
     }
