@@ -147,12 +147,8 @@ impl Sketch {
                 added = true;
             }
         }
-        if !added {
-            return;
-        }
-        self.additions += 1;
-        if self.additions >= self.period {
-            self.halve();
+        if added {
+            self.age_by(1);
         }
     }
 

@@ -228,6 +228,32 @@ fn closure_weigher() {
 }
 
 #[test]
+fn tinylfu_keeps_a_victim_hit_since_it_was_last_looked_at() {
+    let cache: Cache<u64, u64, _> =
+        Cache::builder(0).max_entries(3).policy(Policy::TinyLfu).shards(1).build().unwrap();
+    // 1, 2 and 3 wait as candidates (the window is under one entry); 4's insert lets 1 and 2
+    // into main's probation segment unopposed and turns 3 away (seen no more often than 1).
+    for k in 1..=4 {
+        cache.insert(k, k).unwrap();
+    }
+    assert_eq!(cache.eviction_order_of_shard(0), [1, 2, 4]);
+    // 9, seen three times, waits as the only candidate; 1 is probation's oldest entry.
+    cache.remove(&4);
+    for _ in 0..2 {
+        cache.insert(9, 9).unwrap();
+        cache.remove(&9);
+    }
+    cache.insert(9, 9).unwrap();
+    // A hit marks 1 on its node. Weighed against 9, it would lose; found hit, it moves to
+    // protected instead, and 2 is the entry 9 displaces.
+    assert_eq!(cache.get(&1), Some(1));
+    cache.insert(10, 10).unwrap();
+    let mut kept = cache.eviction_order_of_shard(0);
+    kept.sort_unstable();
+    assert_eq!(kept, [1, 9, 10]);
+}
+
+#[test]
 fn tinylfu_keeps_a_working_set_in_use_through_a_scan() {
     let cache: Cache<u64, u64, _> =
         Cache::builder(0).max_entries(100).policy(Policy::TinyLfu).shards(1).build().unwrap();
