@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 CAPACITIES = [100_000, 250_000]
-DEFAULT = ["ours", "ours-s3fifo", "ours-wtinylfu", "quick_cache", "tinyufo", "lru"]
+DEFAULT = ["ours", "ours-s3fifo", "ours-lru", "quick_cache", "tinyufo", "lru"]
 GETS = 1 << 20
 # The last level callgrind simulates with --cache-sim: a per-core L2's size (see above).
 SECOND_LEVEL = 1 << 20

@@ -12,7 +12,10 @@ A full run takes about 25 minutes on 2 cores. Directives in the template, each a
                                  with `servers`) and shows the command
   {{table PREFIX}}               criterion tables of the groups starting with PREFIX
   {{output NAME: CMD}}           runs CMD and inserts its standard output
-  {{hitratio NAME FILE CAPS}}    three runs of the hitratio tool; the range of each figure
+  {{hitratio NAME FILE CAPS}}    three runs of the hitratio tool; the range of each figure, and
+                                 each of ours against the best peer (mean of the runs)
+  {{hitratio-summary}}           per policy of ours, the rows of every table above where it is
+                                 behind the best peer, by how much in all, and the worst
   {{plot-hitratio NAME}}         hit ratio against capacity, per implementation
   {{plot-pool GROUP SIZE}}       time against tasks for pools of SIZE connections
   {{plot-cache GROUP}}           cache operations per second against threads
@@ -92,7 +95,9 @@ def hitratio(name, file, caps):
     caps_seen = list(dict.fromkeys(c for c, _ in order))
     impls = list(dict.fromkeys(i for _, i in order))
     hitratio_data[name] = (caps_seen, impls, values)
-    lines = ["| capacity | " + " | ".join(impls) + " |", "|---" * (len(impls) + 1) + "|"]
+    ours = [i for i in impls if i.startswith("ours")]
+    lines = ["| capacity | " + " | ".join(impls) + " | " + " | ".join(f"{o} less best peer" for o in ours) + " |",
+             "|---" * (len(impls) + len(ours) + 1) + "|"]
     for cap in caps_seen:
         cells = []
         for impl in impls:
@@ -103,7 +108,41 @@ def hitratio(name, file, caps):
                 cells.append(f"{v[0]:.2f}%")
             else:
                 cells.append(f"{min(v):.2f}-{max(v):.2f}%")
+        for o in ours:
+            margin = against_best_peer(values, impls, cap, o)
+            cells.append("" if margin is None else f"{margin:+.2f}")
         lines.append(f"| {cap} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mean(v):
+    return sum(v) / len(v)
+
+
+def against_best_peer(values, impls, cap, impl):
+    """`impl`'s mean hit ratio at `cap` less the best peer's (every implementation not ours)."""
+    peers = [mean(values[(cap, i)]) for i in impls if not i.startswith("ours") and values.get((cap, i))]
+    if not peers or not values.get((cap, impl)):
+        return None
+    return mean(values[(cap, impl)]) - max(peers)
+
+
+def hitratio_summary():
+    rows = collections.defaultdict(list)
+    for name, (caps, impls, values) in hitratio_data.items():
+        for cap in caps:
+            for impl in impls:
+                if impl.startswith("ours"):
+                    margin = against_best_peer(values, impls, cap, impl)
+                    if margin is not None:
+                        rows[impl].append((margin, f"{name} {cap}"))
+    lines = ["| policy | rows | rows behind the best peer | points behind, summed | worst row |",
+             "|---|---|---|---|---|"]
+    for impl, margins in rows.items():
+        behind = [(m, row) for m, row in margins if m < -0.005]
+        worst = min(margins)
+        lines.append(f"| {impl} | {len(margins)} | {len(behind)} | {-sum(m for m, _ in behind):.2f} | "
+                     f"{worst[1]} ({worst[0]:+.2f}) |")
     return "\n".join(lines)
 
 
@@ -174,6 +213,8 @@ def main():
         elif kind == "hitratio":
             name, file, caps = arg.split(" ", 2)
             out.append(hitratio(name, file, caps))
+        elif kind == "hitratio-summary":
+            out.append(hitratio_summary())
         elif kind == "plot-hitratio":
             out.append(plot_hitratio(arg))
         elif kind == "plot-pool":

@@ -96,9 +96,10 @@ pub type Make = (&'static str, fn(u64) -> Box<dyn Bench>);
 /// Every cache compared, by its id in the benchmark groups.
 pub fn implementations() -> Vec<Make> {
     vec![
-        ("ours", |n| ours(Policy::Lru, n)),
+        // The recommended policy, which is the default (W-TinyLFU).
+        ("ours", |n| ours(Policy::default(), n)),
         ("ours-s3fifo", |n| ours(Policy::S3Fifo, n)),
-        ("ours-wtinylfu", |n| ours(Policy::TinyLfu, n)),
+        ("ours-lru", |n| ours(Policy::Lru, n)),
         ("moka", |n| Box::new(moka::sync::Cache::<u64, u64>::new(n))),
         ("quick_cache", |n| Box::new(quick_cache::sync::Cache::<u64, u64>::new(n as usize))),
         ("tinyufo", |n| Box::new(tinyufo::TinyUfo::<u64, u64>::new(n as usize, n as usize))),

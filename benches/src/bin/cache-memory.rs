@@ -43,9 +43,9 @@ fn main() {
     println!("| implementation | entries | bytes held | bytes per entry | beyond key and value |");
     println!("|---|---|---|---|---|");
     for (name, policy) in [
-        ("ours (LRU)", Policy::Lru),
+        ("ours (W-TinyLFU, the default)", Policy::TinyLfu),
         ("ours (S3-FIFO)", Policy::S3Fifo),
-        ("ours (W-TinyLFU)", Policy::TinyLfu),
+        ("ours (LRU)", Policy::Lru),
     ] {
         measure(
             name,

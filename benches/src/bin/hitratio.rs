@@ -191,9 +191,10 @@ fn implementations(capacity: u64, sized: bool) -> Vec<(&'static str, Box<dyn Rep
     let estimated_items = if sized { (capacity / 4096).max(16) as usize } else { capacity as usize };
     let quick = quick_cache::sync::Cache::with_weighter(estimated_items, capacity, SizeWeighter(sized));
     let mut all: Vec<(&'static str, Box<dyn Replay>)> = vec![
-        ("ours-lru", ours(Policy::Lru)),
+        // The recommended policy, which is the default (W-TinyLFU).
+        ("ours", ours(Policy::default())),
         ("ours-s3fifo", ours(Policy::S3Fifo)),
-        ("ours-wtinylfu", ours(Policy::TinyLfu)),
+        ("ours-lru", ours(Policy::Lru)),
         ("moka", Box::new(Moka(moka))),
         ("quick_cache", Box::new(Quick(quick))),
     ];

@@ -97,7 +97,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
         self
     }
 
-    /// The eviction policy (default [`Policy::Lru`]).
+    /// The eviction policy (default [`Policy::TinyLfu`]).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self

@@ -105,7 +105,7 @@ where
     K: Hash + Eq + crate::Weigh,
     V: crate::Weigh,
 {
-    /// A cache of `budget` bytes with the default settings (LRU, no TTL, weights from
+    /// A cache of `budget` bytes with the default settings (W-TinyLFU, no TTL, weights from
     /// [`Weigh`](crate::Weigh)).
     ///
     /// # Panics

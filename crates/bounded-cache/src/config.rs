@@ -36,7 +36,7 @@ pub struct CacheConfig {
     /// The budget in bytes.
     #[serde(with = "byte_size")]
     pub budget: u64,
-    /// The eviction policy (default LRU).
+    /// The eviction policy (default W-TinyLFU).
     #[serde(default)]
     pub policy: Policy,
     /// The number of shards (default: chosen from the CPUs and the budget).

@@ -93,17 +93,16 @@ use crate::slab::{NIL, Node, Slab};
 /// quick_cache's time on reads (1.7 to 2.1 with 10% inserts), where LRU takes 1.5 to 2.6 times
 /// (BENCHMARKS.md, "Hits as counter bumps").
 ///
-/// So choose `TinyLfu` unless eviction in exact recency order is itself what you need. `Lru`
-/// is still the default, so that upgrading does not change which entries a cache keeps: its
-/// order is exact on one thread and easy to predict, and it suits workloads where the most
-/// recent keys are the ones reused. `TinyLfu` may refuse a new key a place in the main space
-/// when the entry it would displace has been used more often lately (a read of the new key
-/// before it is weighed admits it).
+/// So `TinyLfu` is the default. Choose `Lru` when eviction in exact recency order is itself what
+/// you need: its order is exact on one thread and easy to predict, and it suits workloads where the
+/// most recent keys are the ones reused, but one scan of new keys flushes it. `TinyLfu` may refuse
+/// a new key a place in the main space when the entry it would displace has been used more often
+/// lately (a read of the new key before it is weighed admits it), so a key inserted once and not
+/// read may leave before older keys that are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Policy {
     /// Least recently used: evicts the entry whose last access is oldest (within its shard).
-    #[default]
     Lru,
     /// S3-FIFO: scan-resistant, with higher hit ratios than LRU on most real traces, and cheaper hits
     /// (no reordering).
@@ -113,7 +112,8 @@ pub enum Policy {
     /// the recency window is tuned online by the observed hit rate. It forgets popularity that is
     /// not renewed (the sketch halves its counts every ten accesses per entry), so a set used
     /// less often than that may lose its place to newer keys. Ahead of S3-FIFO on loop-like and
-    /// recency-heavy traces, behind it on some database traces (BENCHMARKS.md).
+    /// recency-heavy traces, behind it on some database traces (BENCHMARKS.md). The default.
+    #[default]
     TinyLfu,
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bounded_cache::{Cache, ConfigError, LoadError, ManualClock, Policy, RemovalCause, Weigh};
 
 fn lru(entries: u64) -> Cache<u64, u64, bounded_cache::UnitWeigher> {
-    Cache::builder(0).max_entries(entries).shards(1).build().unwrap()
+    Cache::builder(0).max_entries(entries).policy(Policy::Lru).shards(1).build().unwrap()
 }
 
 #[test]
@@ -251,6 +251,52 @@ fn tinylfu_keeps_a_victim_hit_since_it_was_last_looked_at() {
     let mut kept = cache.eviction_order_of_shard(0);
     kept.sort_unstable();
     assert_eq!(kept, [1, 9, 10]);
+}
+
+// `eviction_order_of_shard` lists W-TinyLFU's queues in the order window, probation, protected,
+// candidates, each from its oldest entry to its newest.
+
+#[test]
+fn tinylfu_sends_a_window_entry_hit_since_its_last_look_round_the_window() {
+    let cache: Cache<u64, u64, _> =
+        Cache::builder(0).max_entries(200).policy(Policy::TinyLfu).shards(1).build().unwrap();
+    // The window starts at 1% of the shard: full, it holds the two newest keys, 199 and 200.
+    for k in 1..=200 {
+        cache.insert(k, k).unwrap();
+    }
+    assert_eq!(cache.eviction_order_of_shard(0)[..2], [199, 200], "the window");
+    // 199, the window's oldest entry, is hit. When 201 pushes one key out of the window, 199 is
+    // found hit and goes round to the window's front; 200 leaves for the candidates instead.
+    assert_eq!(cache.get(&199), Some(199));
+    cache.insert(201, 201).unwrap();
+    assert_eq!(cache.eviction_order_of_shard(0)[..2], [201, 199], "the window");
+}
+
+#[test]
+fn tinylfu_keeps_a_protected_entry_hit_since_its_last_look_in_protected() {
+    let cache: Cache<u64, u64, _> =
+        Cache::builder(0).max_entries(10).policy(Policy::TinyLfu).shards(1).build().unwrap();
+    // A window of 1% of ten entries holds none: 1 to 10 wait as candidates, and 11's insert lets
+    // 1 to 9 into main's probation segment unopposed and turns 10 away (seen no more often than
+    // 1); 11 waits as the candidate.
+    for k in 1..=11 {
+        cache.insert(k, k).unwrap();
+    }
+    // Hit on probation, 1 to 9 move to protected when 12's insert looks for a victim. Protected
+    // may hold 80% of main (7 of its 9 entries), so its oldest two, 1 and 2, go back to
+    // probation; 11 is turned away by 1.
+    for k in 1..=9 {
+        assert_eq!(cache.get(&k), Some(k));
+    }
+    cache.insert(12, 12).unwrap();
+    assert_eq!(cache.eviction_order_of_shard(0), [1, 2, 3, 4, 5, 6, 7, 8, 9, 12]);
+    // 3, protected's oldest entry, is hit; so is 1, which moves to protected when 13's insert
+    // looks for a victim. Of the eight protected entries one goes back to probation: 3 is found
+    // hit and goes round again, so 4 is the one. 12 is turned away by 2.
+    assert_eq!(cache.get(&3), Some(3));
+    assert_eq!(cache.get(&1), Some(1));
+    cache.insert(13, 13).unwrap();
+    assert_eq!(cache.eviction_order_of_shard(0), [2, 4, 5, 6, 7, 8, 9, 1, 3, 13]);
 }
 
 #[test]

@@ -31,7 +31,7 @@ stale_while_revalidate: 1m
     for (budget, bytes) in [(r#""1.5 GB""#, 1_500_000_000), (r#""512KiB""#, 512 << 10), ("1024", 1024)] {
         let config: CacheConfig = serde_json::from_str(&format!(r#"{{ "budget": {budget} }}"#)).unwrap();
         assert_eq!(config.budget, bytes, "{budget}");
-        assert_eq!(config.policy, Policy::Lru, "the default policy");
+        assert_eq!(config.policy, Policy::TinyLfu, "the default policy");
     }
     // What it writes, it reads back.
     let round: CacheConfig = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
@@ -43,7 +43,7 @@ fn settings_left_out_keep_the_builders() {
     let config: CacheConfig = serde_json::from_str(r#"{ "budget": "1 MiB" }"#).unwrap();
     let cache: Cache<u32, u32> = Cache::builder(1).policy(Policy::S3Fifo).config(&config).build().unwrap();
     assert_eq!(cache.budget(), 1 << 20);
-    assert_eq!(cache.policy(), Policy::Lru, "the policy is always stated (its default is LRU)");
+    assert_eq!(cache.policy(), Policy::TinyLfu, "the policy is always stated (its default is W-TinyLFU)");
     let config = CacheConfig::new(4096);
     let cache: Cache<u32, u32> = Cache::builder(1).shards(2).config(&config).build().unwrap();
     assert_eq!(cache.shards(), 2, "shards left out keep the builder's");

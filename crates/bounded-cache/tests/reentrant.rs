@@ -10,7 +10,7 @@ use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
-use bounded_cache::{Cache, LoadError, RemovalCause};
+use bounded_cache::{Cache, LoadError, Policy, RemovalCause};
 
 /// Runs `f` on another thread; fails the test if it has not returned within 10 s (a deadlock).
 fn finishes<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -49,37 +49,47 @@ fn a_predicate_may_call_the_cache() {
 
 #[test]
 fn a_listener_may_call_the_cache() {
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let slot = Arc::new(Mutex::new(None::<Cache<u32, u32, bounded_cache::UnitWeigher>>));
-    let (h, s) = (Arc::clone(&heard), Arc::clone(&slot));
-    let cache = Cache::builder(0)
-        .max_entries(4)
-        .shards(1)
-        .eviction_listener(move |k: &u32, v: &u32, cause| {
-            let cache = s.lock().unwrap().clone().unwrap();
-            // Reads and a write of another key, from inside the notification.
-            let _ = cache.get(k);
-            let _ = cache.len();
-            if cause == RemovalCause::Size && *k < 100 {
-                cache.insert(k + 100, *v).unwrap();
+    for policy in [Policy::Lru, Policy::S3Fifo, Policy::TinyLfu] {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let slot = Arc::new(Mutex::new(None::<Cache<u32, u32, bounded_cache::UnitWeigher>>));
+        let (h, s) = (Arc::clone(&heard), Arc::clone(&slot));
+        let cache = Cache::builder(0)
+            .max_entries(4)
+            .policy(policy)
+            .shards(1)
+            .eviction_listener(move |k: &u32, v: &u32, cause| {
+                let cache = s.lock().unwrap().clone().unwrap();
+                // Reads and a write of another key, from inside the notification.
+                let _ = cache.get(k);
+                let _ = cache.len();
+                if cause == RemovalCause::Size && *k < 100 {
+                    cache.insert(k + 100, *v).unwrap();
+                }
+                h.lock().unwrap().push((*k, cause));
+            })
+            .build()
+            .unwrap();
+        *slot.lock().unwrap() = Some(cache.clone());
+        let c = cache.clone();
+        let removed = finishes("inserts with a re-entrant listener", move || {
+            for k in 0..8 {
+                c.insert(k, k).unwrap();
             }
-            h.lock().unwrap().push((*k, cause));
-        })
-        .build()
-        .unwrap();
-    *slot.lock().unwrap() = Some(cache.clone());
-    let c = cache.clone();
-    finishes("inserts with a re-entrant listener", move || {
-        for k in 0..8 {
-            c.insert(k, k).unwrap();
-        }
-        c.remove(&7);
-        c.clear();
-    });
-    let heard = heard.lock().unwrap();
-    assert!(heard.contains(&(0, RemovalCause::Size)), "{heard:?}");
-    assert!(heard.contains(&(7, RemovalCause::Explicit)), "{heard:?}");
-    *slot.lock().unwrap() = None;
+            // Whichever key the policy kept, its removal is heard too.
+            let kept = (0..8).find(|k| c.contains(k)).expect("four of the eight keys fit");
+            c.remove(&kept);
+            c.clear();
+            kept
+        });
+        let heard = heard.lock().unwrap();
+        assert!(
+            heard.iter().any(|&(k, cause)| k < 100 && cause == RemovalCause::Size),
+            "{policy:?}: {heard:?}"
+        );
+        assert!(heard.contains(&(removed, RemovalCause::Explicit)), "{policy:?}: {heard:?}");
+        assert!(cache.is_empty(), "{policy:?}");
+        *slot.lock().unwrap() = None;
+    }
 }
 
 #[tokio::test]

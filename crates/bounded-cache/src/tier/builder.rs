@@ -78,7 +78,7 @@ impl<V: 'static> TieredCache<V> {
             l1_budget: 64 << 20,
             l1_ttl: Some(Duration::from_secs(300)),
             l1_refresh: None,
-            policy: Policy::Lru,
+            policy: Policy::default(),
             l2_ttl: Duration::from_secs(3600),
             l2_timeout: Duration::from_millis(100),
             compress_above: 1024,
@@ -119,7 +119,7 @@ impl<V, C> TieredBuilder<V, C> {
         self
     }
 
-    /// L1's eviction policy (default LRU).
+    /// L1's eviction policy (default W-TinyLFU, as [`Cache`](crate::Cache)'s).
     pub fn l1_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
