@@ -7,9 +7,11 @@ the cache, at the capacities of `cache-zipf-read` (100,000 entries) and `cache-z
 more than an add); with `--cache-sim` callgrind also simulates the caches and the script prints
 data misses per get at the first level (32 KiB) and past a 1 MiB second level (the size of this
 machine's per-core L2; valgrind would otherwise model the host's whole shared L3, which holds
-these tables entirely). Valgrind's model of the caches, not this machine's.
+these tables entirely). Valgrind's model of the caches, not this machine's. With `--inserts` it
+counts the inserts of `cache-zipf-mixed` instead (every tenth draw, after the same warming pass of
+gets), per insert.
 
-Usage: scripts/bench-cache-instructions.py [--cache-sim] [IMPLEMENTATION...]
+Usage: scripts/bench-cache-instructions.py [--cache-sim] [--inserts] [IMPLEMENTATION...]
 (needs valgrind: apt-get install valgrind)
 """
 import json
@@ -49,6 +51,7 @@ def totals(path):
 def main():
     args = sys.argv[1:]
     cache_sim = "--cache-sim" in args
+    inserts = "--inserts" in args
     names = [a for a in args if not a.startswith("--")] or DEFAULT
     exe = executable()
     rows = {}
@@ -60,29 +63,35 @@ def main():
                             "--toggle-collect=cache_instructions::measured"]
                 if cache_sim:
                     valgrind += ["--cache-sim=yes", f"--LL={SECOND_LEVEL},16,64"]
-                done = subprocess.run(valgrind + [exe, name, str(capacity)], check=True, capture_output=True,
-                                      text=True)
-                hits = int(done.stdout.split(": ")[1].split()[0])
-                rows[(capacity, name)] = (totals(out), hits)
+                command = valgrind + [exe, name, str(capacity)] + (["--inserts"] if inserts else [])
+                done = subprocess.run(command, check=True, capture_output=True, text=True)
+                # "<name> <capacity>: <hits> hits in <gets> gets", or ": <inserts> inserts".
+                count = int(done.stdout.split(": ")[1].split()[0])
+                rows[(capacity, name)] = (totals(out), count)
     for capacity in CAPACITIES:
-        print(f"\ncapacity {capacity:,} entries, {GETS:,} gets on one thread, per get:\n")
-        header = "| implementation | hits | instructions | instructions vs quick_cache |"
+        if inserts:
+            print(f"\ncapacity {capacity:,} entries, the inserts of {GETS:,} draws on one thread, per insert:\n")
+            header = "| implementation | instructions | instructions vs quick_cache |"
+        else:
+            print(f"\ncapacity {capacity:,} entries, {GETS:,} gets on one thread, per get:\n")
+            header = "| implementation | hits | instructions | instructions vs quick_cache |"
         if cache_sim:
             header += " first-level data misses | data misses past 1 MiB |"
         print(header)
         print("|---" * (header.count("|") - 1) + "|")
         base = rows.get((capacity, "quick_cache"))
         for name in names:
-            events, hits = rows[(capacity, name)]
-            ir = events["Ir"] / GETS
-            ratio = f"{ir / (base[0]['Ir'] / GETS):.2f}x" if base else "-"
-            line = f"| {name} | {hits / GETS:.1%} | {ir:,.0f} | {ratio} |"
+            events, count = rows[(capacity, name)]
+            # Per get, or per insert.
+            ops = count if inserts else GETS
+            ir = events["Ir"] / ops
+            ratio = f"{ir / (base[0]['Ir'] / (base[1] if inserts else GETS)):.2f}x" if base else "-"
+            line = f"| {name} | {ir:,.0f} | {ratio} |" if inserts else f"| {name} | {count / GETS:.1%} | {ir:,.0f} | {ratio} |"
             if cache_sim:
-                d1 = (events.get("D1mr", 0) + events.get("D1mw", 0)) / GETS
-                ll = (events.get("DLmr", 0) + events.get("DLmw", 0)) / GETS
+                d1 = (events.get("D1mr", 0) + events.get("D1mw", 0)) / ops
+                ll = (events.get("DLmr", 0) + events.get("DLmw", 0)) / ops
                 line += f" {d1:.2f} | {ll:.2f} |"
             print(line)
-
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ mod support;
 
 use std::hint::black_box;
 
-use benches::cache_peers::{CAPACITY, CAPACITY_90, DRAWS, draws, filled, implementations};
+use benches::cache_peers::{CAPACITY, CAPACITY_90, DRAWS, INSERT_EVERY, draws, filled, implementations};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use support::time_threads;
 
@@ -54,7 +54,7 @@ fn read(c: &mut Criterion) {
 }
 
 fn mixed(c: &mut Criterion) {
-    zipf(c, "cache-zipf-mixed", CAPACITY, Some(10));
+    zipf(c, "cache-zipf-mixed", CAPACITY, Some(INSERT_EVERY));
 }
 
 fn read_90(c: &mut Criterion) {

@@ -17,6 +17,8 @@ pub const CAPACITY: u64 = 100_000;
 /// keys take H(250,000) / H(1,000,000) = 90.4% of the draws, the hit ratio of a cache that would
 /// keep exactly them.
 pub const CAPACITY_90: u64 = 250_000;
+/// In `cache-zipf-mixed`, one operation in this many is an insert (of the key drawn).
+pub const INSERT_EVERY: usize = 10;
 /// Keys drawn per thread, replayed cyclically.
 pub const DRAWS: usize = 1 << 20;
 
@@ -131,4 +133,11 @@ pub fn draws(seed: u64) -> Vec<u64> {
 #[inline(never)]
 pub fn get_all(cache: &dyn Bench, keys: &[u64]) -> usize {
     keys.iter().filter(|&&key| black_box(cache.get(key)).is_some()).count()
+}
+
+/// Inserts every [`INSERT_EVERY`]th of `keys` (the inserts of `cache-zipf-mixed`), with the key as
+/// its value, and returns how many it inserted. Never inlined, as [`get_all`].
+#[inline(never)]
+pub fn insert_some(cache: &dyn Bench, keys: &[u64]) -> usize {
+    keys.iter().step_by(INSERT_EVERY).map(|&key| cache.insert(black_box(key), key)).count()
 }

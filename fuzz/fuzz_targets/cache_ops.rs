@@ -372,11 +372,21 @@ impl Lru {
             self.used -= e.weight;
         }
     }
+    /// A store: the least recent entries leave until the new one fits, counting the weight of the
+    /// key's own entry as freed (the new value takes it over), so that a replacement no heavier
+    /// than its old value evicts nothing.
     fn insert(&mut self, entry: Entry) -> bool {
         if entry.weight > self.budget {
             return false;
         }
-        self.evict_to(self.budget - entry.weight);
+        loop {
+            let own = self.pos(entry.key).map_or(0, |i| self.order[i].weight);
+            if self.used - own + entry.weight <= self.budget {
+                break;
+            }
+            let e = self.order.remove(0);
+            self.used -= e.weight;
+        }
         self.remove(entry.key);
         self.order.push(entry);
         self.used += entry.weight;

@@ -10,10 +10,17 @@
 //! total is within the budget, whatever other threads do.
 //!
 //! Eviction is per shard, but the budget is not split: a victim is taken from the inserting key's
-//! shard while that shard holds at least its fair share (`budget / shards`), else from the
-//! heaviest shard (by the weights the shards' write guards publish). That keeps the shards
-//! balanced like a split budget would, yet lets a single entry as heavy as the whole budget in,
-//! evicting from every shard. No thread ever holds two shard locks.
+//! shard while that shard holds at least its fair share (`budget / shards`) or is the heaviest,
+//! else from the heaviest shard (by the weights the shards' write guards publish). That keeps the
+//! shards balanced like a split budget would, yet lets a single entry as heavy as the whole
+//! budget in, evicting from every shard. No thread ever holds two shard locks.
+//!
+//! A store (`Inner::put`: an insert, a loaded or computed value, a reload) does the same in fewer
+//! steps: under its shard's write lock it finds the key's entry, takes only the weight a
+//! replacement adds, and evicts its own shard's victim when that is where a victim would come
+//! from; so the common store takes one lock, not one to evict and one to store, and replacing a
+//! value in a full cache evicts nothing. What it cannot settle under the lock it reserves as
+//! above, with the lock released, and then tries again, keeping what it reserved.
 //!
 //! # Panics and bounded waiting
 //!
@@ -76,8 +83,13 @@ impl Budget {
         }
     }
 
+    /// A reservation of nothing, to [`join`](Reservation::join) others to.
+    pub(crate) fn nothing(&self) -> Reservation<'_> {
+        Reservation { budget: self, weight: 0 }
+    }
+
     /// Reserves `weight` if it fits under the limit right now.
-    fn try_take(&self, weight: u64) -> Option<Reservation<'_>> {
+    pub(crate) fn try_take(&self, weight: u64) -> Option<Reservation<'_>> {
         let limit = self.limit();
         let mut used = self.used.load(Acquire);
         loop {
@@ -100,6 +112,21 @@ pub(crate) struct Reservation<'a> {
 impl Reservation<'_> {
     pub(crate) fn weight(&self) -> u64 {
         self.weight
+    }
+
+    /// Adds `more` (if any) to this reservation.
+    pub(crate) fn join(&mut self, more: Option<Self>) {
+        if let Some(more) = more {
+            self.weight += more.weight;
+            std::mem::forget(more);
+        }
+    }
+
+    /// Returns what this reservation holds beyond `weight` (at most what it holds).
+    pub(crate) fn keep(&mut self, weight: u64) {
+        let excess = self.weight.saturating_sub(weight);
+        self.budget.give_back(excess);
+        self.weight -= excess;
     }
 
     /// The entry is stored: its weight now belongs to it, and is returned when it leaves.
@@ -157,13 +184,21 @@ where
         }
     }
 
+    /// Whether an insert into shard `home`, which weighs `home_weight`, evicts from it: if it
+    /// holds its fair share of the budget, or no shard weighs more.
+    pub(crate) fn evicts_at_home(&self, home: usize, home_weight: u64) -> bool {
+        let fair = self.budget.limit() / self.cells.len() as u64;
+        home_weight > 0
+            && (home_weight >= fair
+                || self.cells.iter().enumerate().all(|(i, cell)| i == home || cell.weight() <= home_weight))
+    }
+
     /// Evicts one entry, from `home` if it holds its fair share, else from the heaviest shard.
     /// Returns false if every shard was empty.
     fn evict_one(&self, home: usize) -> bool {
         let cells = &self.cells;
-        let fair = self.budget.limit() / cells.len() as u64;
         let home_weight = cells[home].weight();
-        let victim = if home_weight > 0 && home_weight >= fair {
+        let victim = if self.evicts_at_home(home, home_weight) {
             home
         } else {
             let (i, w) = cells

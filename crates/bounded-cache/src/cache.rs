@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crate::budget::{Budget, Reservation};
+use crate::budget::Budget;
 use crate::builder::{CacheBuilder, DefaultHashBuilder};
 use crate::cell::{HitRecord, ReadGuard, ShardCell};
 use crate::clock::TimeSource;
-use crate::error::{InsertError, LoadError};
+use crate::error::{InsertError, InsertErrorKind, LoadError};
 use crate::expiry::{self, Expiry};
 use crate::iter::Iter;
 use crate::load::{Flight, Lead, Loading, Outcome};
@@ -40,6 +40,14 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>
 
 /// Expired entries checked per insert by the incremental sweep.
 const SWEEP_STEPS: usize = 4;
+
+/// When a write happened (`None` if nothing needed the clock) and the deadline it gives its entry;
+/// see [`Inner::stamp`].
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp {
+    now: Option<u64>,
+    deadline: Deadline,
+}
 
 /// Entries `invalidate_if` copies out of a shard at a time, to run its predicate on with no lock.
 const INVALIDATE_BATCH: usize = 64;
@@ -288,7 +296,7 @@ where
     ///
     /// # Errors
     /// [`InsertError`], holding the key and value, if the entry alone weighs more than the budget
-    /// ([`InsertErrorKind::TooHeavy`](crate::InsertErrorKind::TooHeavy)), or, rarely, if the budget
+    /// ([`InsertErrorKind::TooHeavy`]), or, rarely, if the budget
     /// is held by other threads' inserts ([`Contended`](crate::InsertErrorKind::Contended)). The
     /// key's previous entry is removed then (as by [`remove`](Self::remove)): the cache never
     /// keeps a value older than the last one written.
@@ -315,12 +323,10 @@ where
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(&key);
         let weight = inner.weigh(&key, &value);
-        match inner.reserve(weight, hash) {
-            Ok(reservation) => {
-                inner.store(hash, key, value, reservation, ttl, None);
-                Ok(())
-            }
-            Err(kind) => {
+        let stamp = inner.stamp(&key, &value, ttl);
+        match inner.put(hash, key, value, weight, stamp, None) {
+            Ok(_) => Ok(()),
+            Err((key, value, kind)) => {
                 inner.counters.rejected.fetch_add(1, Relaxed);
                 // The value the caller wrote is not kept, and neither may an older one be: the
                 // key's entry goes, and so does a load of it in flight.
@@ -935,58 +941,102 @@ where
         })
     }
 
-    /// Stores an entry whose weight is reserved. A plain insert (`flight` is `None`) detaches a
-    /// load of the key in flight; a loaded value (`Some`) is stored only if its flight is still
-    /// registered, i.e. was not detached by an invalidation. Returns whether it was stored.
-    pub(crate) fn store(
+    /// Stores an entry of `weight`, reserving it in the budget; usually under a single write lock
+    /// of the key's shard (reserving first, then storing, would take two when it evicts). A
+    /// plain insert (`flight` is `None`) detaches a load of the key in flight; a loaded value
+    /// (`Some`) is stored only if its flight is still registered, i.e. was not detached by an
+    /// invalidation, and takes the flight out of the table as it is stored. Returns whether it
+    /// was stored (a detached value is dropped with no lock held).
+    ///
+    /// Under the lock it finds what the key holds, so a replacement reserves only the weight it
+    /// adds (and gives back what it sheds): replacing a value evicts nothing while the new one
+    /// is no heavier. A new entry that does not fit evicts the shard's own victim under the same
+    /// lock when `reserve` would evict from this shard (`evicts_at_home`).
+    /// When that is not enough (a replacement that grows, a heavy entry, a shard below its
+    /// share), it releases the lock, reserves the rest as `reserve` does (from the heaviest
+    /// shard, waiting for other inserts' reservations) and tries again, keeping what it reserved.
+    /// It stores within at most three rounds: a round after a reservation fails only if the
+    /// key's entry left meanwhile, and the next one reserves the entry's whole weight.
+    ///
+    /// The budget is kept as on the general path: weight is taken (`try_take`) only where it
+    /// fits, a victim's weight is returned after it has left its shard, and every weight is
+    /// returned before the listener hears of what left. On `Err` nothing was stored and the
+    /// reservation is returned; the flight, if any, stays registered.
+    pub(crate) fn put(
         &self,
         hash: u64,
         key: K,
         value: V,
-        reservation: Reservation<'_>,
-        ttl: u64,
+        weight: u64,
+        stamp: Stamp,
         flight: Option<&Arc<Flight<V>>>,
-    ) -> bool {
-        let now = self.now();
-        let deadline = self.deadline(&key, &value, ttl, now);
-        let stored = {
-            let mut shard = self.cell(hash).write();
-            let current = match flight {
-                Some(flight) => shard.take_flight(hash, flight),
+    ) -> Result<bool, (K, V, InsertErrorKind)> {
+        let home = self.shard_index(hash);
+        let now = || self.stamp_now(stamp);
+        let mut reserved = self.budget.nothing();
+        loop {
+            if weight > self.budget.limit() {
+                return Err((key, value, InsertErrorKind::TooHeavy));
+            }
+            let mut shard = self.cells[home].write();
+            // User code (the key's `Eq`) runs first, before anything changes.
+            match flight {
+                None => shard.detach_flight(hash, &key),
+                Some(flight) if !shard.has_flight(hash, flight) => {
+                    drop(shard);
+                    return Ok(false);
+                }
+                Some(_) => {}
+            }
+            let found = shard.find(hash, &key);
+            let need = weight.saturating_sub(found.map_or(0, |idx| shard.slab.node(idx).weight));
+            if reserved.weight() < need {
+                reserved.join(self.budget.try_take(need - reserved.weight()));
+            }
+            let mut evicted = None;
+            if reserved.weight() < need && found.is_none() && self.evicts_at_home(home, shard.weight) {
+                evicted = shard.evict_one(now);
+                if let Some(victim) = &evicted {
+                    self.budget.give_back(victim.weight);
+                    reserved.join(self.budget.try_take(need - reserved.weight()));
+                }
+            }
+            if reserved.weight() < need {
+                drop(shard);
+                if let Some(victim) = evicted {
+                    self.notify(&victim.key, &victim.value, victim.cause);
+                }
+                match self.reserve(need - reserved.weight(), hash) {
+                    Ok(more) => reserved.join(Some(more)),
+                    Err(kind) => return Err((key, value, kind)),
+                }
+                continue;
+            }
+            reserved.keep(need);
+            if let Some(flight) = flight {
+                shard.take_flight(hash, flight);
+            }
+            let replaced = match found {
+                Some(idx) => Some(shard.replace(idx, key, value, weight, stamp.deadline)),
                 None => {
-                    shard.detach_flight(hash, &key);
-                    true
+                    shard.insert_new(hash, key, value, weight, stamp.deadline);
+                    None
                 }
             };
-            if current {
-                // The key's `Eq` may panic in here, before anything changed: the reservation is
-                // then returned by its drop.
-                let replaced = shard.insert(hash, key, value, reservation.weight(), deadline);
-                reservation.commit();
-                let swept = shard.sweep::<SWEEP_STEPS>(now);
-                Ok((replaced, swept))
-            } else {
-                Err((key, value, reservation))
+            reserved.commit();
+            let swept = shard.sweep::<SWEEP_STEPS>(now);
+            drop(shard);
+            // The replaced entry's weight went to the new one, up to the new one's.
+            let shed = replaced.as_ref().map_or(0, |r| r.weight.saturating_sub(weight));
+            let swept = swept.iter().flatten().flatten();
+            self.budget.give_back(shed + swept.clone().map(|r| r.weight).sum::<u64>());
+            for r in evicted.iter().chain(replaced.iter()).chain(swept) {
+                self.notify(&r.key, &r.value, r.cause);
             }
-        };
-        match stored {
-            Ok((replaced, swept)) => {
-                // As `release_all`, without collecting: every weight first, then the listener.
-                let left = || replaced.iter().chain(swept.iter().flatten());
-                self.budget.give_back(left().map(|r| r.weight).sum());
-                for r in left() {
-                    self.notify(&r.key, &r.value, r.cause);
-                }
-                if self.budget.used() > self.budget.limit() {
-                    self.shrink_to_budget();
-                }
-                true
+            if self.budget.used() > self.budget.limit() {
+                self.shrink_to_budget();
             }
-            // Detached: dropped (and the reservation returned) with no lock held.
-            Err(stale) => {
-                drop(stale);
-                false
-            }
+            return Ok(true);
         }
     }
 
@@ -1024,6 +1074,25 @@ where
             self.release(removed);
         }
         Ok(lead)
+    }
+
+    /// The time and deadline of a write of `key` and `value` with time to live `ttl`
+    /// (nanoseconds, 0 = none), taken once before the write's locks (the `Expiry` hook runs
+    /// here). The clock is read only when the entry may get a deadline: a time to live, a time
+    /// to idle, the hook or refresh-ahead; else the deadline is "never", and a sweep reads the
+    /// clock itself if its shard holds entries that expire.
+    pub(crate) fn stamp(&self, key: &K, value: &V, ttl: u64) -> Stamp {
+        let timed = ttl != 0 || self.tti != 0 || self.expiry.is_some() || self.refresh.enabled();
+        if !timed {
+            return Stamp { now: None, deadline: Deadline::NEVER };
+        }
+        let now = self.now();
+        Stamp { now: Some(now), deadline: self.deadline(key, value, ttl, now) }
+    }
+
+    /// The time of a write's `stamp`, or the clock's if the stamp did not read it.
+    fn stamp_now(&self, stamp: Stamp) -> u64 {
+        stamp.now.unwrap_or_else(|| self.now())
     }
 
     /// When an entry written now with time to live `ttl` (nanoseconds, 0 = none) expires: the

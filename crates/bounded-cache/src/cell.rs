@@ -513,13 +513,7 @@ mod tests {
             let mut shard = cell.write();
             (0..4u64)
                 .map(|key| {
-                    shard.insert(
-                        hash(key),
-                        key,
-                        key,
-                        1,
-                        crate::shard::Deadline { at: 0, cap: 0, refresh: 0 },
-                    );
+                    shard.insert_new(hash(key), key, key, 1, crate::shard::Deadline::NEVER);
                     shard.find(hash(key), &key).expect("just inserted")
                 })
                 .collect()

@@ -327,18 +327,10 @@ where
                     // Invalidated while loading: the waiters get the value, the cache does not.
                 } else {
                     let weight = inner.weigh(&key, &value);
-                    match inner.reserve(weight, self.hash) {
-                        Ok(reservation) => {
-                            inner.store(
-                                self.hash,
-                                key,
-                                value.clone(),
-                                reservation,
-                                inner.ttl,
-                                Some(&self.flight),
-                            );
-                        }
-                        Err(kind) => {
+                    let stamp = inner.stamp(&key, &value, inner.ttl);
+                    match inner.put(self.hash, key, value.clone(), weight, stamp, Some(&self.flight)) {
+                        Ok(_) => {}
+                        Err((_, _, kind)) => {
                             debug_assert!(matches!(
                                 kind,
                                 InsertErrorKind::TooHeavy | InsertErrorKind::Contended
@@ -378,18 +370,18 @@ where
             return Put::Detached(value);
         }
         let weight = inner.weigh(&key, &value);
-        match inner.reserve(weight, self.hash) {
-            Ok(reservation) => {
-                if inner.store(self.hash, key, value.clone(), reservation, inner.ttl, Some(&self.flight)) {
-                    self.flight.finish(Outcome::Value(value.clone()));
-                    self.done = true;
-                    Put::Stored(value)
-                } else {
-                    self.end();
-                    Put::Detached(value)
-                }
+        let stamp = inner.stamp(&key, &value, inner.ttl);
+        match inner.put(self.hash, key, value.clone(), weight, stamp, Some(&self.flight)) {
+            Ok(true) => {
+                self.flight.finish(Outcome::Value(value.clone()));
+                self.done = true;
+                Put::Stored(value)
             }
-            Err(kind) => {
+            Ok(false) => {
+                self.end();
+                Put::Detached(value)
+            }
+            Err((key, _, kind)) => {
                 inner.counters.rejected.fetch_add(1, Relaxed);
                 // As after a refused insert, no older value may stay: the key's entry goes, in
                 // the same critical section as the flight (unless an invalidation came first:

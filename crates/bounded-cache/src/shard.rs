@@ -95,6 +95,11 @@ pub(crate) struct Deadline {
     pub(crate) refresh: u64,
 }
 
+impl Deadline {
+    /// No deadline, no cap and no refresh: an entry that never expires.
+    pub(crate) const NEVER: Deadline = Deadline { at: 0, cap: 0, refresh: 0 };
+}
+
 /// What a lookup found.
 pub(crate) enum Lookup<R, K, V> {
     Hit(R),
@@ -207,13 +212,17 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Checks the next `N` nodes for expired entries, resuming where the last sweep stopped, and
-    /// removes those it finds.
-    pub(crate) fn sweep<const N: usize>(&mut self, now: u64) -> [Option<Removed<K, V>>; N] {
-        let mut out = [const { None }; N];
+    /// removes those it finds; `None`, without reading the clock (`now`), if no entry may expire.
+    pub(crate) fn sweep<const N: usize>(
+        &mut self,
+        now: impl FnOnce() -> u64,
+    ) -> Option<[Option<Removed<K, V>>; N]> {
         let cap = self.slab.capacity() as u32;
         if (self.expiring == 0 && !self.slab.keeps_caps()) || cap == 0 {
-            return out;
+            return None;
         }
+        let mut out = [const { None }; N];
+        let now = now();
         for slot in &mut out {
             let idx = self.sweep_cursor % cap;
             self.sweep_cursor = (idx + 1) % cap;
@@ -222,7 +231,7 @@ impl<K, V> Shard<K, V> {
                 *slot = Some(self.take(idx, RemovalCause::Expired, false));
             }
         }
-        out
+        Some(out)
     }
 
     /// Removes every expired entry (past its grace, if the cache serves stale values) into `out`.
@@ -344,6 +353,11 @@ impl<K, V> Shard<K, V> {
         }
     }
 
+    /// Whether `flight` is still in the table (no invalidation detached it).
+    pub(crate) fn has_flight(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+        self.flights.find(table_hash(hash as u32), |f| Arc::ptr_eq(&f.flight, flight)).is_some()
+    }
+
     /// Removes `flight` from the table; false if an invalidation detached it already.
     pub(crate) fn take_flight(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
         match self.flights.find_entry(table_hash(hash as u32), |f| Arc::ptr_eq(&f.flight, flight)) {
@@ -429,40 +443,38 @@ impl<K: Eq, V> Shard<K, V> {
         })
     }
 
-    /// Inserts or replaces. The caller has already reserved `weight` in the cache's budget.
-    /// Returns the replaced entry (with the new, unused key), if any. The entry expires at
-    /// `deadline.at`, which reads may move up to `deadline.cap`.
-    ///
-    /// The key's `Eq` runs first, before anything changes; nothing after it calls user code.
-    pub(crate) fn insert(
+    /// Replaces the value of the entry at `idx`, which holds `key`, and returns the old one (with
+    /// the new, unused key). The caller has reserved what `weight` adds to the entry's weight in
+    /// the cache's budget, and found `idx` by the key (its `Eq` runs there, before anything
+    /// changes: nothing here calls user code). The entry expires at `deadline.at`, which reads
+    /// may move up to `deadline.cap`.
+    pub(crate) fn replace(
         &mut self,
-        hash: u64,
+        idx: u32,
         key: K,
         value: V,
         weight: u64,
         deadline: Deadline,
-    ) -> Option<Removed<K, V>> {
-        if let Some(idx) = self.find(hash, &key) {
-            self.counters.updates += 1;
-            let node = self.slab.node_mut(idx);
-            let old_weight = node.weight;
-            let old_expires = node.expires();
-            let old_value = std::mem::replace(node.value_mut(), value);
-            node.set_expires(deadline.at);
-            node.bump_version();
-            self.slab.set_cap(idx, deadline.cap);
-            self.slab.set_refresh_at(idx, deadline.refresh);
-            self.track_expiring(old_expires, deadline.at);
-            self.queues.reweigh(&mut self.slab, idx, weight);
-            self.queues.on_hit(&mut self.slab, idx);
-            self.weight = self.weight - old_weight + weight;
-            return Some(Removed {
-                key,
-                value: old_value,
-                weight: old_weight,
-                cause: RemovalCause::Replaced,
-            });
-        }
+    ) -> Removed<K, V> {
+        self.counters.updates += 1;
+        let node = self.slab.node_mut(idx);
+        let old_weight = node.weight;
+        let old_expires = node.expires();
+        let old_value = std::mem::replace(node.value_mut(), value);
+        node.set_expires(deadline.at);
+        node.bump_version();
+        self.slab.set_cap(idx, deadline.cap);
+        self.slab.set_refresh_at(idx, deadline.refresh);
+        self.track_expiring(old_expires, deadline.at);
+        self.queues.reweigh(&mut self.slab, idx, weight);
+        self.queues.on_hit(&mut self.slab, idx);
+        self.weight = self.weight - old_weight + weight;
+        Removed { key, value: old_value, weight: old_weight, cause: RemovalCause::Replaced }
+    }
+
+    /// Stores a new entry for `key`, which has none (as [`replace`](Self::replace), the caller
+    /// has reserved `weight`).
+    pub(crate) fn insert_new(&mut self, hash: u64, key: K, value: V, weight: u64, deadline: Deadline) {
         self.counters.inserts += 1;
         let low = hash as u32;
         let idx = self.slab.insert(key, value, weight, deadline.at, low);
@@ -473,7 +485,6 @@ impl<K: Eq, V> Shard<K, V> {
         self.queues.on_insert(&mut self.slab, idx, table_hash(low));
         self.weight += weight;
         self.track_expiring(0, deadline.at);
-        None
     }
 
     /// Removes `key`'s entry, if present (expired or not).

@@ -78,6 +78,43 @@ fn budget_is_never_exceeded_and_heavy_entries_come_back() {
 }
 
 #[test]
+fn replacing_a_value_in_a_full_cache_evicts_nothing_else() {
+    for policy in [Policy::Lru, Policy::S3Fifo, Policy::TinyLfu] {
+        let cache: Cache<u32, Vec<u8>, _> = Cache::builder(2_000)
+            .policy(policy)
+            .shards(1)
+            .weigher(|_: &u32, v: &Vec<u8>| v.len())
+            .build()
+            .unwrap();
+        // Values whose entries weigh `w` bytes, the cache's overhead included.
+        let overhead = cache.entry_overhead() as usize;
+        let weighing = |w: usize, byte: u8| vec![byte; w - overhead];
+        // Ten entries of 200 bytes: the budget is full.
+        for k in 0..10 {
+            cache.insert(k, weighing(200, 0)).unwrap();
+        }
+        assert_eq!((cache.len(), cache.weighed_size()), (10, 2_000), "{policy:?}");
+        // The same weight, or less: the old value's weight pays for the new one.
+        cache.insert(3, weighing(200, 1)).unwrap();
+        cache.insert(4, weighing(150, 1)).unwrap();
+        let s = cache.stats();
+        assert_eq!(
+            (s.evicted_size, s.updates, cache.len(), cache.weighed_size()),
+            (0, 2, 10, 1_950),
+            "{policy:?}"
+        );
+        // The 50 bytes given back take 50 more, still without an eviction.
+        cache.insert(4, weighing(200, 2)).unwrap();
+        assert_eq!((cache.stats().evicted_size, cache.weighed_size()), (0, 2_000), "{policy:?}");
+        // 300 bytes more than the room left: two others make way, and no more.
+        cache.insert(5, weighing(500, 3)).unwrap();
+        assert_eq!(cache.get(&5), Some(weighing(500, 3)), "{policy:?}");
+        let s = cache.stats();
+        assert_eq!((s.evicted_size, cache.len(), cache.weighed_size()), (2, 8, 1_900), "{policy:?}");
+    }
+}
+
+#[test]
 fn shrinking_the_budget_evicts_at_once() {
     let cache: Cache<u64, u64> = Cache::builder(100_000).shards(4).build().unwrap();
     for i in 0..if cfg!(miri) { 150 } else { 1000 } {

@@ -300,3 +300,33 @@ fn time_to_idle_is_checked_and_costs_a_slot_per_entry() {
 
 struct Unchanged;
 impl Expiry<u64, u64> for Unchanged {}
+
+/// Counts its calls.
+struct Counting(Arc<AtomicUsize>);
+
+impl Expiry<u32, Vec<u8>> for Counting {
+    fn expire_after_write(&self, _: &u32, _: &Vec<u8>, ttl: Option<Duration>) -> Option<Duration> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        ttl
+    }
+}
+
+#[test]
+fn the_hook_decides_once_per_write_however_many_rounds_the_write_takes() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let cache: Cache<u32, Vec<u8>, _> = Cache::builder(2_000)
+        .shards(1)
+        .weigher(|_: &u32, v: &Vec<u8>| v.len())
+        .expiry(Counting(Arc::clone(&calls)))
+        .build()
+        .unwrap();
+    let overhead = cache.entry_overhead() as usize;
+    for k in 0..10 {
+        cache.insert(k, vec![0; 200 - overhead]).unwrap();
+    }
+    // A replacement that grows beyond the room left reserves the rest with the shard's lock
+    // released, then stores in a second round.
+    cache.insert(5, vec![1; 500 - overhead]).unwrap();
+    assert_eq!(cache.stats().evicted_size, 2);
+    assert_eq!(calls.load(Ordering::Relaxed), 11);
+}

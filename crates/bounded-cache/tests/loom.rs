@@ -285,6 +285,50 @@ fn concurrent_inserts_never_exceed_the_budget() {
 }
 
 #[test]
+fn a_replacement_that_grows_while_its_key_is_evicted_keeps_the_budget() {
+    loom::model(|| {
+        // Weights in bytes: a value of `v` weighs `v` plus the overhead `o`. Room for two small
+        // entries and 2 bytes more.
+        let probe: Cache<u64, u64, _, Det> = Cache::builder(1 << 10)
+            .policy(Policy::Lru)
+            .weigher(|_: &u64, v: &u64| *v as usize)
+            .hasher(Det::default())
+            .build()
+            .unwrap();
+        let o = probe.entry_overhead();
+        let budget = 2 * o + 4;
+        let cache: Cache<u64, u64, _, Det> = Cache::builder(budget)
+            .policy(Policy::Lru)
+            .shards(1)
+            .weigher(|_: &u64, v: &u64| *v as usize)
+            .hasher(Det::default())
+            .build()
+            .unwrap();
+        cache.insert(1, 1).unwrap();
+        cache.insert(2, 1).unwrap();
+        // Key 2 is the least recent: the reservation below evicts it, and key 1 stays unless
+        // the other thread's insert evicts it meanwhile.
+        assert_eq!(cache.get(&1), Some(1));
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                // A new key: it evicts whatever is least recent, key 1 perhaps.
+                cache.insert(3, 1).unwrap();
+                assert!(cache.weighed_size() <= budget);
+            })
+        };
+        // Key 1 grows by 4 bytes, more than the room left: its insert reserves with the lock
+        // released, and may find its key gone when it comes back.
+        cache.insert(1, 5).unwrap();
+        assert!(cache.weighed_size() <= budget);
+        other.join().unwrap();
+        let stored: u64 = cache.iter().map(|(_, v)| v + o).sum();
+        assert_eq!(cache.weighed_size(), stored, "quiescent: the weighed size is the entries'");
+        assert!(matches!(cache.get(&1), None | Some(5)), "key 1 holds the value written last, if any");
+    });
+}
+
+#[test]
 fn an_invalidation_racing_a_load_wins() {
     loom::model(|| {
         let cache = entries(Policy::Lru, 4, 1);

@@ -401,3 +401,39 @@ fn a_refreshing_read_inside_the_keys_own_load_serves_stale_and_reloads_nothing()
     assert_eq!(reloads.load(Ordering::SeqCst), 0, "no reload beside the load in flight");
     assert_eq!(cache.get(&7), Some(2));
 }
+
+#[test]
+fn a_reload_in_a_full_cache_evicts_nothing_else() {
+    let clock = ManualClock::new();
+    let parked = Parked::default();
+    let probe: Cache<u32, u64> = Cache::builder(1 << 20).refresh_after(10 * SEC).build().unwrap();
+    let cache: Cache<u32, u64> = parked
+        .builder(&clock)
+        .budget(4 * probe.entry_overhead())
+        .shards(1)
+        .time_to_live(60 * SEC)
+        .refresh_after(10 * SEC)
+        .build()
+        .unwrap();
+    for k in 0..4 {
+        assert_eq!(cache.try_get_or_refresh_with(k, value(1)), Ok(1));
+    }
+    assert_eq!(
+        (cache.len(), cache.weighed_size(), cache.budget()),
+        (4, 4 * probe.entry_overhead(), 4 * probe.entry_overhead())
+    );
+    // Due: the read starts a reload, which replaces the value in place.
+    clock.advance(11 * SEC);
+    assert_eq!(cache.try_get_or_refresh_with(2, value(2)), Ok(1));
+    assert_eq!(parked.run_all(), 1);
+    assert_eq!(cache.peek(&2), Some(2));
+    let s = cache.stats();
+    assert_eq!(
+        (s.refreshes, s.evicted_size, cache.len()),
+        (1, 0, 4),
+        "the reload's old value paid for the new"
+    );
+    // And so does a computed value that replaces one.
+    cache.compute(3, |_| bounded_cache::Compute::Put(3)).unwrap();
+    assert_eq!((cache.peek(&3), cache.stats().evicted_size, cache.len()), (Some(3), 0, 4));
+}

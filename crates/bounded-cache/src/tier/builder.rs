@@ -119,7 +119,7 @@ impl<V, C> TieredBuilder<V, C> {
         self
     }
 
-    /// L1's eviction policy (default W-TinyLFU, as [`Cache`](crate::Cache)'s).
+    /// L1's eviction policy (default W-TinyLFU, as [`Cache`]'s).
     pub fn l1_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
