@@ -73,25 +73,22 @@ use crate::slab::{NIL, Node, Slab};
 /// # Choosing one
 ///
 /// Over the 19 trace and size rows of `hitratio` in BENCHMARKS.md (database, disk, loop and
-/// web traces, the last with object sizes), the hit ratios each implementation fell short of the
-/// best one on its row, summed over the rows, were (one run of each row, 2026-12-03):
+/// web traces, the last with object sizes), against the best of moka 0.12, quick_cache 0.7,
+/// TinyUFO 0.9 and exact LRU on each row (mean of three runs, 2026-12-05,
+/// `scripts/benchmarks.py`):
 ///
-/// | policy | total shortfall | worst row |
-/// |---|---|---|
-/// | `TinyLfu` | 30.6 points | 6.3 (P3 at 160,000 entries) |
-/// | moka 0.12, for comparison | 35.7 | 7.0 |
-/// | `S3Fifo` | 98.3 | 33.1 (`zigzag` at 1,000) |
-/// | `Lru` | 200.4 | 73.0 (`loop` at 800) |
+/// | policy | rows behind the best peer | points behind, summed | worst row |
+/// |---|---|---|---|
+/// | `TinyLfu` | 12 of 19 | 25.7 | 5.0 (`zigzag` at 1,000 entries) |
+/// | `S3Fifo` | 12 | 89.6 | 33.2 (`zigzag` at 1,000) |
+/// | `Lru` | 17 | 177.6 | 67.1 (`loop` at 800) |
 ///
-/// (Over the 16 rows without object sizes, which every implementation in BENCHMARKS.md ran,
-/// the order is the same and no other cache does better than `TinyLfu`.)
-///
-/// Since its hits became counter bumps (2026-12-05, see the module's implementation notes) its
-/// total is 30.0 points (three runs of each row against the same peers' figures), and a hit costs
-/// what an `S3Fifo` hit does: 142 instructions per get against LRU's 243
-/// (`scripts/bench-cache-instructions.py`, 100,000 entries), and in timed runs 0.7 to 1.4 times
-/// quick_cache's time on reads (1.7 to 2.1 with 10% inserts), where LRU takes 1.5 to 2.6 times
-/// (BENCHMARKS.md, "Hits as counter bumps").
+/// `TinyLfu` is ahead of every peer on OLTP at every size (by 1.3 to 4.3 points) and on `loop`
+/// at 800 (by 8.8), and within 1 point of the best on 4 of the rows it is behind. Its hits cost
+/// what an `S3Fifo` hit does, 143 instructions per get against LRU's 241
+/// (`scripts/bench-cache-instructions.py`, 100,000 entries): a hit takes no lock, and writes only
+/// its entry's counter, until the counter saturates, and its thread's slot, so no line common to
+/// all hits (see the module's implementation notes and `cell.rs`).
 ///
 /// So `TinyLfu` is the default. Choose `Lru` when eviction in exact recency order is itself what
 /// you need: its order is exact on one thread and easy to predict, and it suits workloads where the
