@@ -11,6 +11,10 @@ fn lru(entries: u64) -> Cache<u64, u64, bounded_cache::UnitWeigher> {
     Cache::builder(0).max_entries(entries).policy(Policy::Lru).shards(1).build().unwrap()
 }
 
+fn tinylfu(entries: u64) -> Cache<u64, u64, bounded_cache::UnitWeigher> {
+    Cache::builder(0).max_entries(entries).policy(Policy::TinyLfu).shards(1).build().unwrap()
+}
+
 #[test]
 fn get_insert_remove_contains() {
     let cache: Cache<String, String> = Cache::new(1 << 20);
@@ -266,8 +270,7 @@ fn closure_weigher() {
 
 #[test]
 fn tinylfu_keeps_a_victim_hit_since_it_was_last_looked_at() {
-    let cache: Cache<u64, u64, _> =
-        Cache::builder(0).max_entries(3).policy(Policy::TinyLfu).shards(1).build().unwrap();
+    let cache = tinylfu(3);
     // 1, 2 and 3 wait as candidates (the window is under one entry); 4's insert lets 1 and 2
     // into main's probation segment unopposed and turns 3 away (seen no more often than 1).
     for k in 1..=4 {
@@ -295,8 +298,7 @@ fn tinylfu_keeps_a_victim_hit_since_it_was_last_looked_at() {
 
 #[test]
 fn tinylfu_sends_a_window_entry_hit_since_its_last_look_round_the_window() {
-    let cache: Cache<u64, u64, _> =
-        Cache::builder(0).max_entries(200).policy(Policy::TinyLfu).shards(1).build().unwrap();
+    let cache = tinylfu(200);
     // The window starts at 1% of the shard: full, it holds the two newest keys, 199 and 200.
     for k in 1..=200 {
         cache.insert(k, k).unwrap();
@@ -311,8 +313,7 @@ fn tinylfu_sends_a_window_entry_hit_since_its_last_look_round_the_window() {
 
 #[test]
 fn tinylfu_keeps_a_protected_entry_hit_since_its_last_look_in_protected() {
-    let cache: Cache<u64, u64, _> =
-        Cache::builder(0).max_entries(10).policy(Policy::TinyLfu).shards(1).build().unwrap();
+    let cache = tinylfu(10);
     // A window of 1% of ten entries holds none: 1 to 10 wait as candidates, and 11's insert lets
     // 1 to 9 into main's probation segment unopposed and turns 10 away (seen no more often than
     // 1); 11 waits as the candidate.
@@ -338,8 +339,7 @@ fn tinylfu_keeps_a_protected_entry_hit_since_its_last_look_in_protected() {
 
 #[test]
 fn tinylfu_keeps_a_working_set_in_use_through_a_scan() {
-    let cache: Cache<u64, u64, _> =
-        Cache::builder(0).max_entries(100).policy(Policy::TinyLfu).shards(1).build().unwrap();
+    let cache = tinylfu(100);
     let use_hot_set = |round| {
         for k in 0..50 {
             if cache.get(&k).is_none() {
