@@ -245,3 +245,94 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Which shard gives up a victim: these check the rule of the module docs on both paths, the
+    //! store's eviction under its own lock and the reservation's with the lock released.
+
+    use crate::{Cache, Policy, Weigher};
+
+    /// Weighs an entry by its value, with no overhead added, so that the test sets the weights.
+    struct ValueIsWeight;
+
+    impl Weigher<u64, u64> for ValueIsWeight {
+        fn weigh(&self, _: &u64, value: &u64) -> usize {
+            *value as usize
+        }
+
+        fn counts_overhead(&self) -> bool {
+            false
+        }
+    }
+
+    type TwoShards = Cache<u64, u64, ValueIsWeight>;
+
+    /// An LRU cache of two shards and the given budget, with keys for each shard (ascending).
+    fn two_shards(budget: u64) -> (TwoShards, [Vec<u64>; 2]) {
+        let cache =
+            Cache::builder(budget).with_weigher(ValueIsWeight).policy(Policy::Lru).shards(2).build().unwrap();
+        let mut keys = [Vec::new(), Vec::new()];
+        for key in 0.. {
+            keys[cache.inner.shard_index(cache.inner.hash(&key))].push(key);
+            if keys.iter().all(|k| k.len() >= 4) {
+                break;
+            }
+        }
+        (cache, keys)
+    }
+
+    fn shard_weights(cache: &TwoShards) -> [u64; 2] {
+        [cache.inner.cells[0].weight(), cache.inner.cells[1].weight()]
+    }
+
+    #[test]
+    fn a_new_entry_evicts_from_its_own_shard_while_that_holds_its_fair_share() {
+        let (cache, [a, b]) = two_shards(4);
+        for key in [a[0], a[1], b[0], b[1]] {
+            cache.insert(key, 1).unwrap();
+        }
+        cache.insert(a[2], 1).unwrap();
+        assert!(!cache.contains(&a[0]), "its own shard's least recent entry leaves");
+        assert!([a[1], a[2], b[0], b[1]].iter().all(|k| cache.contains(k)));
+        assert_eq!(shard_weights(&cache), [2, 2]);
+    }
+
+    #[test]
+    fn a_new_entry_in_a_shard_below_its_share_evicts_from_the_heaviest() {
+        let (cache, [a, b]) = two_shards(4);
+        for key in [a[0], b[0], b[1], b[2]] {
+            cache.insert(key, 1).unwrap();
+        }
+        cache.insert(a[1], 1).unwrap();
+        assert!(!cache.contains(&b[0]), "the heavier shard's least recent entry leaves");
+        assert!([a[0], a[1], b[1], b[2]].iter().all(|k| cache.contains(k)));
+        assert_eq!(shard_weights(&cache), [2, 2]);
+    }
+
+    #[test]
+    fn a_replacement_that_grows_in_a_shard_below_its_share_evicts_from_the_heaviest() {
+        let (cache, [a, b]) = two_shards(8);
+        for (key, weight) in [(a[0], 2), (b[0], 3), (b[1], 3)] {
+            cache.insert(key, weight).unwrap();
+        }
+        cache.insert(a[0], 4).unwrap();
+        assert_eq!(cache.get(&a[0]), Some(4));
+        assert!(!cache.contains(&b[0]), "the heavier shard's least recent entry leaves");
+        assert!(cache.contains(&b[1]));
+        assert_eq!(shard_weights(&cache), [4, 3]);
+    }
+
+    #[test]
+    fn a_replacement_that_grows_in_a_shard_at_its_share_evicts_from_its_own_shard() {
+        let (cache, [a, b]) = two_shards(8);
+        for (key, weight) in [(a[0], 2), (a[1], 2), (b[0], 4)] {
+            cache.insert(key, weight).unwrap();
+        }
+        cache.insert(a[1], 3).unwrap();
+        assert!(!cache.contains(&a[0]), "its own shard's least recent entry leaves");
+        assert_eq!(cache.get(&a[1]), Some(3));
+        assert!(cache.contains(&b[0]));
+        assert_eq!(shard_weights(&cache), [3, 4]);
+    }
+}

@@ -194,7 +194,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
         self.with_weigher(UnitWeigher).budget(entries)
     }
 
-    fn with_weigher<W2>(self, weigher: W2) -> CacheBuilder<K, V, W2, S> {
+    pub(crate) fn with_weigher<W2>(self, weigher: W2) -> CacheBuilder<K, V, W2, S> {
         CacheBuilder {
             budget: self.budget,
             shards: self.shards,

@@ -88,7 +88,7 @@ pub(crate) struct Inner<K, V, W, S> {
 /// assert!(cache.weighed_size() <= cache.budget());
 /// ```
 pub struct Cache<K, V, W = DefaultWeigher, S = DefaultHashBuilder> {
-    inner: Arc<Inner<K, V, W, S>>,
+    pub(crate) inner: Arc<Inner<K, V, W, S>>,
 }
 
 impl<K, V, W, S> Clone for Cache<K, V, W, S> {
