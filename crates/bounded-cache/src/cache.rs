@@ -20,6 +20,7 @@ use std::time::Duration;
 use crate::budget::Budget;
 use crate::builder::{CacheBuilder, DefaultHashBuilder};
 use crate::cell::{HitRecord, ReadGuard, ShardCell};
+use crate::climber::SharedClimber;
 use crate::clock::TimeSource;
 use crate::error::{InsertError, InsertErrorKind, LoadError};
 use crate::expiry::{self, Expiry};
@@ -175,7 +176,9 @@ where
             (cpus * 4).next_power_of_two().min(64).min(by_size)
         });
         let slots = ShardCell::<K, V>::slots_for(cpus);
-        let cells = (0..shards).map(|_| ShardCell::new(b.policy, layout, slots)).collect();
+        let climber = Arc::new(SharedClimber::new(shards));
+        let cells =
+            (0..shards).map(|_| ShardCell::new(b.policy, layout, slots, Arc::clone(&climber))).collect();
         Self {
             inner: Arc::new(Inner {
                 cells,

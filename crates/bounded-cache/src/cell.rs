@@ -79,8 +79,10 @@
 
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
+use crate::climber::SharedClimber;
 use crate::policy::Policy;
 use crate::shard::{Layout, Shard};
 use crate::sync::{
@@ -340,12 +342,12 @@ impl<K, V> ReadGuard<'_, K, V> {
 
 impl<K, V> ShardCell<K, V> {
     /// A cell with `slots` thread slots (a power of two).
-    pub(crate) fn new(policy: Policy, layout: Layout, slots: usize) -> Self {
+    pub(crate) fn new(policy: Policy, layout: Layout, slots: usize, climber: Arc<SharedClimber>) -> Self {
         debug_assert!(slots.is_power_of_two());
         Self {
             lock: RwLock::new(()),
             writing: AtomicBool::new(false),
-            shard: UnsafeCell::new(Shard::new(policy, layout)),
+            shard: UnsafeCell::new(Shard::new(policy, layout, climber)),
             weight: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -470,7 +472,7 @@ mod tests {
     use super::*;
 
     fn cell(slots: usize) -> ShardCell<u64, u64> {
-        ShardCell::new(Policy::Lru, Layout::default(), slots)
+        ShardCell::new(Policy::Lru, Layout::default(), slots, Arc::new(SharedClimber::new(1)))
     }
 
     #[test]

@@ -26,9 +26,10 @@
 //!   entry, else protected's): the candidate is admitted only if the frequency sketch
 //!   (`sketch.rs`) has seen its key more often recently, and the loser leaves. Candidates beyond
 //!   the one being weighed (a shard that has just filled, a window that shrank) enter main
-//!   unopposed, as they would have while the shard had room. A hill climber (`climber.rs`) moves
-//!   the window's share between 0 and 80% of the shard by the observed hit rate; a window that
-//!   grows takes main's LRU entries instead of having them evicted.
+//!   unopposed, as they would have while the shard had room. A hill climber (`climber.rs`), one
+//!   for the whole cache, moves the window's share between 0 and 80% of each shard by the hit
+//!   rate it observes over all shards; a window that grows takes main's LRU entries instead of
+//!   having them evicted.
 //!
 //!   A hit only bumps the entry's 2-bit counter, as in S3-FIFO, so that W-TinyLFU's hits cost what
 //!   S3-FIFO's do: nothing is recorded for a writer to replay, and a hot entry's node is not
@@ -60,9 +61,10 @@
 //!   [`Policy`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::climber::Climber;
+use crate::climber::SharedClimber;
 use crate::error::UnknownPolicy;
 use crate::shard::table_hash;
 use crate::sketch::Sketch;
@@ -187,7 +189,10 @@ pub(crate) struct Queues {
     pub(crate) q: [Queue; 4],
     ghost: Ghost,
     sketch: Sketch,
-    climber: Climber,
+    /// The cache's climber, shared by its shards (W-TinyLFU's window share).
+    climber: Arc<SharedClimber>,
+    /// Hits and misses not yet handed to the climber (it takes them in batches).
+    unsent: (u32, u32),
     /// W-TinyLFU's source of the occasional admission of a popular candidate (see `admit`).
     random: u64,
     /// The shard's read-path hits as last seen by a writer (W-TinyLFU counts the new ones).
@@ -212,13 +217,14 @@ const PROMOTE_FREQ: u8 = 2;
 const SMALL_PERCENT: u64 = 15;
 
 impl Queues {
-    pub(crate) fn new(policy: Policy) -> Self {
+    pub(crate) fn new(policy: Policy, climber: Arc<SharedClimber>) -> Self {
         Self {
             policy,
             q: [Queue::new(); 4],
             ghost: Ghost::new(),
             sketch: Sketch::new(),
-            climber: Climber::new(),
+            climber,
+            unsent: (0, 0),
             random: 0x2545_F491_4F6C_DD1D,
             read_hits: 0,
         }
@@ -243,8 +249,19 @@ impl Queues {
     }
 
     fn count_hits(&mut self, hits: u64, entries: usize) {
-        self.climber.hits(hits, entries);
+        self.unsent.0 = self.unsent.0.saturating_add(hits.min(u64::from(u32::MAX)) as u32);
+        self.send(entries);
         self.sketch.age_by(hits);
+    }
+
+    /// Hands the samples to the shared climber once there is a batch of them (and the climber
+    /// is free; else they wait for the next access).
+    fn send(&mut self, entries: usize) {
+        let (hits, misses) = self.unsent;
+        if hits.saturating_add(misses) >= SharedClimber::BATCH && self.climber.try_add(hits, misses, entries)
+        {
+            self.unsent = (0, 0);
+        }
     }
 
     fn total_weight(&self) -> u64 {
@@ -333,7 +350,8 @@ impl Queues {
                 let (q, sketch) = (&self.q, &mut self.sketch);
                 sketch.ensure(entries, |visit| for_each_resident(q, slab, visit));
                 self.sketch.increment(hash);
-                self.climber.miss(entries);
+                self.unsent.1 += 1;
+                self.send(entries);
                 self.push_front(slab, idx, WINDOW);
                 self.balance_window(slab);
                 return;
@@ -716,17 +734,32 @@ mod tests {
 
     #[test]
     fn tinylfu_counts_each_read_hit_once_whatever_order_the_totals_arrive_in() {
-        let mut queues = Queues::new(Policy::TinyLfu);
+        let mut queues = Queues::new(Policy::TinyLfu, Arc::new(SharedClimber::new(1)));
         queues.observe_read_hits(10, 1_000);
         // A tally on its way from a slot to the cell's totals: the sum reads low for a while.
         queues.observe_read_hits(7, 1_000);
-        assert_eq!(queues.climber.sampled(), (10, 0));
+        assert_eq!(queues.unsent, (10, 0));
         queues.observe_read_hits(12, 1_000);
-        assert_eq!(queues.climber.sampled(), (12, 0));
+        assert_eq!(queues.unsent, (12, 0));
         // The other policies have no use for them.
-        let mut lru = Queues::new(Policy::Lru);
+        let mut lru = Queues::new(Policy::Lru, Arc::new(SharedClimber::new(1)));
         lru.observe_read_hits(10, 1_000);
-        assert_eq!(lru.climber.sampled(), (0, 0));
+        assert_eq!(lru.unsent, (0, 0));
+    }
+
+    #[test]
+    fn tinylfu_hands_its_samples_to_the_shared_climber_in_batches_and_keeps_them_while_it_is_busy() {
+        let shared = Arc::new(SharedClimber::new(2));
+        let mut queues = Queues::new(Policy::TinyLfu, Arc::clone(&shared));
+        let batch = u64::from(SharedClimber::BATCH);
+        queues.observe_read_hits(batch - 1, 1_000);
+        assert_eq!((queues.unsent, shared.hold().sampled()), ((batch as u32 - 1, 0), (0, 0)));
+        let held = shared.hold();
+        queues.observe_read_hits(batch + 5, 1_000);
+        assert_eq!(queues.unsent, (batch as u32 + 5, 0), "the climber is busy: kept for later");
+        drop(held);
+        queues.observe_read_hits(batch + 6, 1_000);
+        assert_eq!((queues.unsent, shared.hold().sampled()), ((0, 0), (batch as u32 + 6, 0)));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::cell::HitRecord;
+use crate::climber::SharedClimber;
 use crate::load::Flight;
 use crate::policy::{Policy, Queues};
 use crate::slab::Slab;
@@ -109,12 +110,13 @@ pub(crate) enum Lookup<R, K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    /// A shard keeping what `layout` says beside each entry.
-    pub(crate) fn new(policy: Policy, layout: Layout) -> Self {
+    /// A shard keeping what `layout` says beside each entry, its window sized by `climber`
+    /// (W-TinyLFU).
+    pub(crate) fn new(policy: Policy, layout: Layout, climber: Arc<SharedClimber>) -> Self {
         Self {
             table: HashTable::new(),
             slab: Slab::new(layout.caps, layout.refresh),
-            queues: Queues::new(policy),
+            queues: Queues::new(policy, climber),
             weight: 0,
             expiring: 0,
             sweep_cursor: 0,
