@@ -81,12 +81,12 @@ use crate::slab::{NIL, Node, Slab};
 ///
 /// | policy | rows behind the best peer | points behind, summed | worst row |
 /// |---|---|---|---|
-/// | `TinyLfu` | 12 of 19 | 25.7 | 5.0 (`zigzag` at 1,000 entries) |
-/// | `S3Fifo` | 12 | 89.6 | 33.2 (`zigzag` at 1,000) |
-/// | `Lru` | 17 | 177.6 | 67.1 (`loop` at 800) |
+/// | `TinyLfu` | 12 of 19 | 24.7 | 4.9 (`zigzag` at 1,000 entries) |
+/// | `S3Fifo` | 12 | 96.7 | 33.6 (`zigzag` at 1,000) |
+/// | `Lru` | 18 | 184.5 | 73.3 (`loop` at 800) |
 ///
-/// `TinyLfu` is ahead of every peer on OLTP at every size (by 1.3 to 4.3 points) and on `loop`
-/// at 800 (by 8.8), and within 1 point of the best on 4 of the rows it is behind. Its hits cost
+/// `TinyLfu` is ahead of every peer on OLTP at every size (by 1.1 to 4.5 points) and on `loop`
+/// at 800 (by 3.1), and within 1 point of the best on 4 of the rows it is behind. Its hits cost
 /// what an `S3Fifo` hit does, 143 instructions per get against LRU's 241
 /// (`scripts/bench-cache-instructions.py`, 100,000 entries): a hit takes no lock, and writes only
 /// its entry's counter, until the counter saturates, and its thread's slot, so no line common to
