@@ -73,6 +73,8 @@ pub(crate) struct Inner<K, V, W, S> {
     time: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     policy: Policy,
+    /// W-TinyLFU's window share, searched for the whole cache (each shard holds it too).
+    climber: Arc<SharedClimber>,
     pub(crate) counters: CacheCounters,
 }
 
@@ -195,6 +197,7 @@ where
                 time: TimeSource::new(b.clock),
                 listener: b.listener,
                 policy: b.policy,
+                climber,
                 counters: CacheCounters::default(),
             }),
         }
@@ -726,6 +729,15 @@ where
     #[doc(hidden)]
     pub fn read_hits_seen_by_policy(&self, shard: usize) -> u64 {
         self.inner.cells[shard].write().read_hits_seen()
+    }
+
+    /// W-TinyLFU's accesses (hits and misses) in the climber's current period, and those its
+    /// shards have counted but not yet handed over to it. For the loom models.
+    #[doc(hidden)]
+    pub fn climber_samples(&self) -> (u64, u64) {
+        let (hits, misses) = self.inner.climber.hold().sampled();
+        let kept = self.inner.cells.iter().map(|cell| cell.write().unsent_samples()).sum();
+        (u64::from(hits) + u64::from(misses), kept)
     }
 
     /// Keys of shard `shard`, from the next victim to the most protected; for tests and the fuzz

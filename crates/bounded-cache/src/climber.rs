@@ -52,8 +52,9 @@ pub(crate) struct SharedClimber {
 }
 
 impl SharedClimber {
-    /// Accesses a shard counts before it hands them over.
-    pub(crate) const BATCH: u32 = 32;
+    /// Accesses a shard counts before it hands them over (one under loom, so that small models
+    /// reach the hand-over).
+    pub(crate) const BATCH: u32 = crate::sync::CLIMBER_BATCH;
 
     pub(crate) fn new(shards: usize) -> Self {
         let climber = Climber::new();
@@ -74,8 +75,7 @@ impl SharedClimber {
         true
     }
 
-    /// Holds the climber, as a shard handing over its samples does.
-    #[cfg(test)]
+    /// Holds the climber, as a shard handing over its samples does (for tests and the models).
     pub(crate) fn hold(&self) -> crate::sync::MutexGuard<'_, Climber> {
         self.climber.lock()
     }
@@ -115,7 +115,6 @@ impl Climber {
     }
 
     /// The hits and misses sampled in the current period.
-    #[cfg(test)]
     pub(crate) fn sampled(&self) -> (u32, u32) {
         (self.hits, self.misses)
     }
@@ -171,7 +170,7 @@ mod tests {
         // own would be 640, for the 64 entries a period counts at least).
         let shared = SharedClimber::new(4);
         let start = shared.window();
-        let mut hand_over = |hits: u32, misses: u32| assert!(shared.try_add(hits, misses, 25));
+        let hand_over = |hits: u32, misses: u32| assert!(shared.try_add(hits, misses, 25));
         // The first period, at a hit rate of 50%, sets the rate to beat; the second improves
         // on it, so the window grows by a step, but only when the second period is complete.
         for _ in 0..1_000 / 20 {

@@ -243,6 +243,11 @@ impl Queues {
         }
     }
 
+    /// Hits and misses counted but not yet handed to the climber: for the loom models.
+    pub(crate) fn unsent_samples(&self) -> u64 {
+        u64::from(self.unsent.0) + u64::from(self.unsent.1)
+    }
+
     /// The read path's hits counted so far (`observe_read_hits`): for the loom models.
     pub(crate) fn read_hits_seen(&self) -> u64 {
         self.read_hits

@@ -161,6 +161,11 @@ impl<K, V> Shard<K, V> {
         self.queues.read_hits_seen()
     }
 
+    /// W-TinyLFU's samples not yet handed to the cache's climber.
+    pub(crate) fn unsent_samples(&self) -> u64 {
+        self.queues.unsent_samples()
+    }
+
     /// Replays an LRU hit recorded under the read lock (see `cell.rs`); a record whose node has
     /// since been freed, or given another entry or value, is skipped.
     pub(crate) fn replay_hit(&mut self, record: HitRecord) {

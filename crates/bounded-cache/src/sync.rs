@@ -49,6 +49,7 @@ mod imp {
     /// LRU hits recorded per thread slot of a shard between two write locks (14 fill the slot's
     /// two cache lines with its state word and cursor).
     pub(crate) const READ_BUFFER: usize = 14;
+    pub(crate) const CLIMBER_BATCH: u32 = 32;
     /// Thread slots per shard at most (`cell.rs`); more threads share them.
     pub(crate) const MAX_SLOTS: usize = 32;
 
@@ -204,6 +205,7 @@ mod imp {
     // reach the overflow and starvation paths with two or three entries.
     pub(crate) const SPIN: usize = 1;
     pub(crate) const READ_BUFFER: usize = 1;
+    pub(crate) const CLIMBER_BATCH: u32 = 1;
     pub(crate) const MAX_SLOTS: usize = 2;
 
     pub(crate) use loom::cell::{ConstPtr, MutPtr, UnsafeCell};

@@ -14,7 +14,9 @@
 //!   once quiescent;
 //! - an invalidation racing a load: the load never stores over it;
 //! - refresh-ahead: two readers of a due entry start one reload, and a write racing a reload
-//!   wins.
+//!   wins;
+//! - W-TinyLFU's climber, shared by the shards: samples handed over with `try_lock` are counted
+//!   once, by the climber or by the shard that found it busy.
 //!
 //! Run with `scripts/loom.sh` (release with debug assertions, LOOM_MAX_PREEMPTIONS=2).
 #![cfg(bounded_cache_loom)]
@@ -105,7 +107,9 @@ fn futures_noop_waker() -> std::task::Waker {
     std::task::Waker::noop().clone()
 }
 
-/// Hashes a `u64` key to itself in both halves: shard `key & mask`, and a distinct index slot.
+/// Hashes a `u64` key to itself in both halves: a distinct hash per key, whose shard is fixed
+/// (`Inner::shard_index` mixes every bit of it, so the models that depend on which shard a key is
+/// in check it with `eviction_order_of_shard`: of two shards, 1 to 5 are in shard 0, 6 to 8 in 1).
 #[derive(Default)]
 struct Identity(u64);
 
@@ -268,6 +272,7 @@ fn concurrent_inserts_never_exceed_the_budget() {
         let cache = entries(Policy::Lru, 2, 2);
         cache.insert(2, 2).unwrap();
         cache.insert(4, 4).unwrap();
+        assert_eq!(cache.eviction_order_of_shard(0), [2, 4]);
         let other = {
             let cache = cache.clone();
             thread::spawn(move || {
@@ -281,6 +286,8 @@ fn concurrent_inserts_never_exceed_the_budget() {
         let present = cache.iter().count() as u64;
         assert_eq!(cache.weighed_size(), present, "quiescent: the weighed size is the entries'");
         assert!(cache.contains(&1) && cache.contains(&6) && present == 2);
+        let in_shard_0 = cache.eviction_order_of_shard(0);
+        assert!(in_shard_0.contains(&1) != in_shard_0.contains(&6), "1 and 6 are in different shards");
     });
 }
 
@@ -433,5 +440,27 @@ fn a_write_racing_a_reload_wins() {
         let read = reader.join().unwrap();
         assert!(matches!(read, Ok(1 | 99)), "the reader serves what it finds, never waits");
         assert_eq!(cache.get(&7), Some(99), "a reload stored its value over a newer write");
+    });
+}
+
+#[test]
+fn tinylfu_shards_hand_their_samples_to_the_shared_climber_once_each() {
+    loom::model(|| {
+        // W-TinyLFU in two shards sharing one climber, which under loom takes a shard's samples
+        // at every access (a batch of one). Two inserts of new keys, one per shard (1 and 6), race
+        // to hand their misses over with `try_lock`: one may find the climber busy and keep its
+        // miss for a later access, but each miss is then with the climber or kept by its shard,
+        // never both, never neither; and the first to try always succeeds.
+        let cache = entries(Policy::TinyLfu, 4, 2);
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.insert(1, 1).unwrap())
+        };
+        cache.insert(6, 6).unwrap();
+        other.join().unwrap();
+        assert_eq!((cache.eviction_order_of_shard(0), cache.eviction_order_of_shard(1)), (vec![1], vec![6]));
+        let (handed, kept) = cache.climber_samples();
+        assert_eq!(handed + kept, 2, "{handed} handed over, {kept} kept");
+        assert!(handed >= 1);
     });
 }
