@@ -355,7 +355,7 @@ impl Queues {
                 let (q, sketch) = (&self.q, &mut self.sketch);
                 sketch.ensure(entries, |visit| for_each_resident(q, slab, visit));
                 self.sketch.increment(hash);
-                self.unsent.1 += 1;
+                self.unsent.1 = self.unsent.1.saturating_add(1);
                 self.send(entries);
                 self.push_front(slab, idx, WINDOW);
                 self.balance_window(slab);
