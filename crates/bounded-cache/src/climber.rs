@@ -32,9 +32,11 @@
 //! shard then): periods of 1, 2, 3 and 5 accesses per entry (41.7, 34.3, 35.6, 29.6: the rates
 //! grow noisier faster than the climber gains time), steps that grow by half or double while the
 //! rate improves (26.6, 26.9), a first step without waiting for a second period (25.8), a full
-//! step of 10% (26.1) and starting at a window of 20% (31.7). Fixed windows bound what a better
-//! search could gain: the best fixed share of each row, taken row by row, would be about 11
-//! points behind in all. Short traces are where the search falls short: `zigzag` at 1,000 entries
+//! step of 10% (26.1) and starting at a window of 20% (31.7); with the shared climber, against
+//! 23.8 and 26.4 in the same sets, periods lengthening from 1 to 10 accesses per entry (26.6-28.6)
+//! and periods capped at 2^15 to 2^18 accesses (23.9-26.2, P3 at 160,000 unmoved). Fixed windows
+//! bound what a better search could gain: the best fixed share of each row, taken row by row,
+//! would be about 11 points behind in all. Short traces are where the search falls short: `zigzag` at 1,000 entries
 //! lasts five periods, too few to climb from 1% to the large window it wants.
 //!
 //! All arithmetic is in thousandths of the shard's weight.
