@@ -34,7 +34,9 @@
 //! rate improves (26.6, 26.9), a first step without waiting for a second period (25.8), a full
 //! step of 10% (26.1) and starting at a window of 20% (31.7); with the shared climber, against
 //! 23.8 and 26.4 in the same sets, periods lengthening from 1 to 10 accesses per entry (26.6-28.6)
-//! and periods capped at 2^15 to 2^18 accesses (23.9-26.2, P3 at 160,000 unmoved). Fixed windows
+//! and periods capped at 2^15 to 2^18 accesses (23.9-26.2, P3 at 160,000 unmoved), and a jump
+//! of half the shard tried for one period in every 5 or 10, kept if it paid (36.9, 28.5: the
+//! loops lose what the jumps cost, and P3 at 160,000 gained at best 1 point). Fixed windows
 //! bound what a better search could gain: the best fixed share of each row, taken row by row,
 //! would be about 11 points behind in all. Short traces are where the search falls short: `zigzag` at 1,000 entries
 //! lasts five periods, too few to climb from 1% to the large window it wants.
