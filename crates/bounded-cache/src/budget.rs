@@ -286,53 +286,46 @@ mod tests {
         [cache.inner.cells[0].weight(), cache.inner.cells[1].weight()]
     }
 
+    /// Stores `entries` (key, weight) in order, then `store`; checks that `store` holds and that
+    /// of the others `gone` alone has left.
+    fn store_after(cache: &TwoShards, entries: &[(u64, u64)], store: (u64, u64), gone: u64) {
+        for &(key, weight) in entries {
+            cache.insert(key, weight).unwrap();
+        }
+        cache.insert(store.0, store.1).unwrap();
+        assert_eq!(cache.get(&store.0), Some(store.1));
+        for &(key, _) in entries {
+            assert_eq!(cache.contains(&key), key != gone, "key {key}: {gone} alone leaves");
+        }
+    }
+
     #[test]
     fn a_new_entry_evicts_from_its_own_shard_while_that_holds_its_fair_share() {
         let (cache, [a, b]) = two_shards(4);
-        for key in [a[0], a[1], b[0], b[1]] {
-            cache.insert(key, 1).unwrap();
-        }
-        cache.insert(a[2], 1).unwrap();
-        assert!(!cache.contains(&a[0]), "its own shard's least recent entry leaves");
-        assert!([a[1], a[2], b[0], b[1]].iter().all(|k| cache.contains(k)));
+        // Its own shard's least recent entry leaves.
+        store_after(&cache, &[(a[0], 1), (a[1], 1), (b[0], 1), (b[1], 1)], (a[2], 1), a[0]);
         assert_eq!(shard_weights(&cache), [2, 2]);
     }
 
     #[test]
     fn a_new_entry_in_a_shard_below_its_share_evicts_from_the_heaviest() {
         let (cache, [a, b]) = two_shards(4);
-        for key in [a[0], b[0], b[1], b[2]] {
-            cache.insert(key, 1).unwrap();
-        }
-        cache.insert(a[1], 1).unwrap();
-        assert!(!cache.contains(&b[0]), "the heavier shard's least recent entry leaves");
-        assert!([a[0], a[1], b[1], b[2]].iter().all(|k| cache.contains(k)));
+        // The heavier shard's least recent entry leaves.
+        store_after(&cache, &[(a[0], 1), (b[0], 1), (b[1], 1), (b[2], 1)], (a[1], 1), b[0]);
         assert_eq!(shard_weights(&cache), [2, 2]);
     }
 
     #[test]
     fn a_replacement_that_grows_in_a_shard_below_its_share_evicts_from_the_heaviest() {
         let (cache, [a, b]) = two_shards(8);
-        for (key, weight) in [(a[0], 2), (b[0], 3), (b[1], 3)] {
-            cache.insert(key, weight).unwrap();
-        }
-        cache.insert(a[0], 4).unwrap();
-        assert_eq!(cache.get(&a[0]), Some(4));
-        assert!(!cache.contains(&b[0]), "the heavier shard's least recent entry leaves");
-        assert!(cache.contains(&b[1]));
+        store_after(&cache, &[(a[0], 2), (b[0], 3), (b[1], 3)], (a[0], 4), b[0]);
         assert_eq!(shard_weights(&cache), [4, 3]);
     }
 
     #[test]
     fn a_replacement_that_grows_in_a_shard_at_its_share_evicts_from_its_own_shard() {
         let (cache, [a, b]) = two_shards(8);
-        for (key, weight) in [(a[0], 2), (a[1], 2), (b[0], 4)] {
-            cache.insert(key, weight).unwrap();
-        }
-        cache.insert(a[1], 3).unwrap();
-        assert!(!cache.contains(&a[0]), "its own shard's least recent entry leaves");
-        assert_eq!(cache.get(&a[1]), Some(3));
-        assert!(cache.contains(&b[0]));
+        store_after(&cache, &[(a[0], 2), (a[1], 2), (b[0], 4)], (a[1], 3), a[0]);
         assert_eq!(shard_weights(&cache), [3, 4]);
     }
 }

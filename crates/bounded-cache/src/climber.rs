@@ -17,8 +17,9 @@
 //! period of 10 accesses per entry it saw as many periods as a cache-wide one, but each with a
 //! shard's fraction of the samples, so with 8 shards its hit rates were nearly three times as
 //! noisy and it more often stepped the wrong way. On the 19 rows of `hitratio`, the shortfall
-//! from the best peer summed over the rows was 24.0-25.0 points with the shared climber (four
-//! sets of three runs) against 24.9-26.2 with a climber per shard (four sets). The share is a
+//! from the best peer summed over the rows (`scripts/hitratio-sum.py`) was 24.0-25.0 points with
+//! the shared climber (four sets of three runs) against 24.9-26.2 with a climber per shard (four
+//! sets). The share is a
 //! hint: a shard reads it with a relaxed load, and any value is a valid share.
 //!
 //! A shard hands its samples over in batches of [`SharedClimber::BATCH`] accesses, with
