@@ -73,8 +73,6 @@ pub(crate) struct Inner<K, V, W, S> {
     time: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     policy: Policy,
-    /// W-TinyLFU's window share, searched for the whole cache (each shard holds it too).
-    climber: Arc<SharedClimber>,
     pub(crate) counters: CacheCounters,
 }
 
@@ -197,7 +195,6 @@ where
                 time: TimeSource::new(b.clock),
                 listener: b.listener,
                 policy: b.policy,
-                climber,
                 counters: CacheCounters::default(),
             }),
         }
@@ -735,7 +732,7 @@ where
     /// shards have counted but not yet handed over to it. For the loom models.
     #[doc(hidden)]
     pub fn climber_samples(&self) -> (u64, u64) {
-        let (hits, misses) = self.inner.climber.hold().sampled();
+        let (hits, misses) = self.inner.cells[0].write().climber().hold().sampled();
         let kept = self.inner.cells.iter().map(|cell| cell.write().unsent_samples()).sum();
         (u64::from(hits) + u64::from(misses), kept)
     }

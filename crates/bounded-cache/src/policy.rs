@@ -243,6 +243,11 @@ impl Queues {
         }
     }
 
+    /// The cache's climber, shared with the other shards.
+    pub(crate) fn climber(&self) -> &SharedClimber {
+        &self.climber
+    }
+
     /// Hits and misses counted but not yet handed to the climber: for the loom models.
     pub(crate) fn unsent_samples(&self) -> u64 {
         u64::from(self.unsent.0) + u64::from(self.unsent.1)

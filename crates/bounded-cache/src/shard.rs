@@ -166,6 +166,11 @@ impl<K, V> Shard<K, V> {
         self.queues.unsent_samples()
     }
 
+    /// The cache's climber, which every shard shares.
+    pub(crate) fn climber(&self) -> &SharedClimber {
+        self.queues.climber()
+    }
+
     /// Replays an LRU hit recorded under the read lock (see `cell.rs`); a record whose node has
     /// since been freed, or given another entry or value, is skipped.
     pub(crate) fn replay_hit(&mut self, record: HitRecord) {
