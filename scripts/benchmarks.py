@@ -81,11 +81,21 @@ def criterion(prefix):
     return points
 
 
+# A row of `hitratio`'s tables: implementation, capacity, hit ratio.
+HITRATIO_ROW = re.compile(r"^\| (.+?) \| (.+?) \| ([\d.]+)% \|$", re.M)
+
+
+def hitratio_rows():
+    """(name, trace, capacities) of each `{{hitratio ...}}` directive of the template."""
+    template = (ROOT / "benches/BENCHMARKS.template.md").read_text()
+    return re.findall(r"^\{\{hitratio (\S+) (\S+) (.+?)\}\}$", template, re.M)
+
+
 def hitratio(name, file, caps):
     runs = []
     for i in range(3):
         out = cached(f"hitratio-{name}-{i}", f"target/release/hitratio {file} {caps}")
-        runs.append(re.findall(r"^\| (.+?) \| (.+?) \| ([\d.]+)% \|$", out, re.M))
+        runs.append(HITRATIO_ROW.findall(out))
     values, order = collections.defaultdict(list), []
     for run in runs:
         for impl, cap, ratio in run:
