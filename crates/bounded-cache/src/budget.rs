@@ -237,8 +237,18 @@ where
         }
     }
 
-    /// Calls the eviction listener, containing a panic.
+    /// Tells the eviction listener, if the cache has one, that an entry left.
+    #[inline]
     pub(crate) fn notify(&self, key: &K, value: &V, cause: RemovalCause) {
+        // The check inline, the call out of line: most caches have no listener.
+        if self.listener.is_some() {
+            self.call_listener(key, value, cause);
+        }
+    }
+
+    /// Calls the eviction listener, containing a panic.
+    #[inline(never)]
+    fn call_listener(&self, key: &K, value: &V, cause: RemovalCause) {
         let Some(listener) = &self.listener else { return };
         if catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err() {
             self.counters.listener_panics.fetch_add(1, Relaxed);

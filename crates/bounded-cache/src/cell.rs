@@ -177,6 +177,7 @@ impl Slot {
 
     /// Waits until no fast reader is inside; only by the writer that has set `writing`. Returns
     /// the slot's hit tally as it was then.
+    #[inline]
     fn wait_for_readers(&self) -> u64 {
         let mut spins = 0;
         // The read-modify-write reads the latest count: a reader it does not see has entered
