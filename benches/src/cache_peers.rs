@@ -141,3 +141,18 @@ pub fn get_all(cache: &dyn Bench, keys: &[u64]) -> usize {
 pub fn insert_some(cache: &dyn Bench, keys: &[u64]) -> usize {
     keys.iter().step_by(INSERT_EVERY).map(|&key| cache.insert(black_box(key), key)).count()
 }
+
+/// The operations of `cache-zipf-mixed` over `keys`: every [`INSERT_EVERY`]th key inserted (with
+/// itself as its value), the others got. Returns the hits. Never inlined, as [`get_all`].
+#[inline(never)]
+pub fn mixed_all(cache: &dyn Bench, keys: &[u64]) -> usize {
+    let mut hits = 0;
+    for (n, &key) in keys.iter().enumerate() {
+        if n % INSERT_EVERY == 0 {
+            cache.insert(black_box(key), key);
+        } else {
+            hits += usize::from(black_box(cache.get(key)).is_some());
+        }
+    }
+    hits
+}
