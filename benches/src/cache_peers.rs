@@ -92,8 +92,11 @@ fn ours(policy: Policy, capacity: u64) -> Box<dyn Bench> {
     Box::new(Cache::<u64, u64>::builder(budget).policy(policy).build().unwrap())
 }
 
-/// A named constructor of a cache under test, given its capacity in entries.
-pub type Make = (&'static str, fn(u64) -> Box<dyn Bench>);
+/// A constructor of a cache under test, given its capacity in entries.
+pub type Constructor = fn(u64) -> Box<dyn Bench>;
+
+/// A named [`Constructor`].
+pub type Make = (&'static str, Constructor);
 
 /// Every cache compared, by its id in the benchmark groups.
 pub fn implementations() -> Vec<Make> {
@@ -112,8 +115,21 @@ pub fn implementations() -> Vec<Make> {
     ]
 }
 
+/// The constructor of the implementation named `name` (an id of [`implementations`]), or a
+/// message that names the ids there are.
+pub fn implementation(name: &str) -> Result<Constructor, String> {
+    let all = implementations();
+    match all.iter().find(|(id, _)| *id == name) {
+        Some(&(_, make)) => Ok(make),
+        None => {
+            let ids: Vec<_> = all.iter().map(|(id, _)| *id).collect();
+            Err(format!("unknown implementation {name}; one of {}", ids.join(", ")))
+        }
+    }
+}
+
 /// A cache of `capacity` entries filled with keys `capacity` down to 1 (the most popular last).
-pub fn filled(make: fn(u64) -> Box<dyn Bench>, capacity: u64) -> Box<dyn Bench> {
+pub fn filled(make: Constructor, capacity: u64) -> Box<dyn Bench> {
     let cache = make(capacity);
     for k in (1..=capacity).rev() {
         cache.insert(k, k);

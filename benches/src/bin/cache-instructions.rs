@@ -7,7 +7,7 @@
 //!
 //! Usage: cache-instructions <implementation> <capacity in entries> [--inserts]
 
-use benches::cache_peers::{Bench, draws, filled, get_all, implementations, insert_some};
+use benches::cache_peers::{Bench, draws, filled, get_all, implementation, insert_some};
 
 /// The pass whose instructions are counted: gets, or inserts if `inserts`. Returns the hits, or
 /// the inserts made.
@@ -34,11 +34,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let Some(&(_, make)) = implementations().iter().find(|(id, _)| id == name) else {
-        let ids: Vec<_> = implementations().iter().map(|(id, _)| *id).collect();
-        eprintln!("unknown implementation {name}; one of {}", ids.join(", "));
+    let make = implementation(name).unwrap_or_else(|message| {
+        eprintln!("{message}");
         std::process::exit(2);
-    };
+    });
     let cache = filled(make, capacity);
     let keys = draws(0);
     get_all(&*cache, &keys);

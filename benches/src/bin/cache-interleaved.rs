@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use benches::cache_peers::{draws, filled, get_all, implementations, mixed_all};
+use benches::cache_peers::{draws, filled, get_all, implementation, mixed_all};
 
 const USAGE: &str =
     "usage: cache-interleaved [--mixed] [--rounds N] <capacity in entries> <implementation>...";
@@ -49,17 +49,8 @@ fn main() {
     if names.is_empty() {
         fail("no implementation given");
     }
-    let all = implementations();
-    let makes: Vec<_> = names
-        .iter()
-        .map(|name| match all.iter().find(|(id, _)| id == name) {
-            Some(&(_, make)) => make,
-            None => {
-                let ids: Vec<_> = all.iter().map(|(id, _)| *id).collect();
-                fail(&format!("unknown implementation {name}; one of {}", ids.join(", ")))
-            }
-        })
-        .collect();
+    let makes: Vec<_> =
+        names.iter().map(|name| implementation(name).unwrap_or_else(|message| fail(&message))).collect();
     let reference = names.iter().position(|n| n == "quick_cache").unwrap_or(names.len() - 1);
     let keys = draws(0);
     let pass = if mixed { mixed_all } else { get_all };

@@ -19,8 +19,8 @@
 //! noisy and it more often stepped the wrong way. On the 19 rows of `hitratio`, the shortfall
 //! from the best peer summed over the rows (`scripts/hitratio-sum.py`) was 24.0-25.0 points with
 //! the shared climber (four sets of three runs) against 24.9-26.2 with a climber per shard (four
-//! sets). The share is a
-//! hint: a shard reads it with a relaxed load, and any value is a valid share.
+//! sets). The share is a hint: a shard reads it with a relaxed load, and any value is a valid
+//! share.
 //!
 //! A shard hands its samples over in batches of [`SharedClimber::BATCH`] accesses, with
 //! `try_lock`: if another shard is handing over its own, it keeps them for a later access, so no
