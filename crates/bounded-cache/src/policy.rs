@@ -87,7 +87,7 @@ use crate::slab::{NIL, Node, Slab};
 ///
 /// `TinyLfu` is ahead of every peer on OLTP at every size (by 1.1 to 4.5 points) and on `loop`
 /// at 800 (by 3.1), and within 1 point of the best on 4 of the rows it is behind. Its hits cost
-/// what an `S3Fifo` hit does, 143 instructions per get against LRU's 241
+/// what an `S3Fifo` hit does, 144 instructions per get against LRU's 213
 /// (`scripts/bench-cache-instructions.py`, 100,000 entries): a hit takes no lock, and writes only
 /// its entry's counter, until the counter saturates, and its thread's slot, so no line common to
 /// all hits (see the module's implementation notes and `cell.rs`).
@@ -308,26 +308,35 @@ impl Queues {
     /// Moves an entry to the head of the queue it is on: a hit in recency order. The queue's
     /// weight does not change, and an entry already at the head stays, so this is the shorter
     /// path of `move_front` that every LRU hit takes.
+    ///
+    /// `seen` is the node's version when a hit recorded under the read lock saw it, for its
+    /// replay: a node since freed or given another entry or value (another version), or an index
+    /// past the slab, is left alone. `None` for a hit under the write lock. The node is looked
+    /// up through the slab's pages once, for the check and the move (the replay of a batch of
+    /// LRU hits is this function, many times over).
     #[inline]
-    fn bring_to_head<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
-        let node = slab.node(idx);
-        let (prev, next, queue) = (node.prev, node.next, node.queue);
+    pub(crate) fn bring_to_head<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, seen: Option<u16>) {
+        let Some(node) = slab.get_mut(idx) else { return };
+        if seen.is_some_and(|version| !node.is_occupied() || node.version != version) {
+            return;
+        }
+        debug_assert!(node.is_occupied(), "a hit is on an occupied node");
+        let (prev, next) = (node.prev, node.next);
         if prev == NIL {
             return;
         }
-        let q = &mut self.q[queue as usize];
+        let q = &mut self.q[node.queue as usize];
+        node.prev = NIL;
+        // Not NIL (the queue holds `prev`), and not `idx` (which has a predecessor); it may be
+        // `prev`, whose `next` and `prev` are set apart below.
+        node.next = std::mem::replace(&mut q.head, idx);
+        let old_head = node.next;
         slab.node_mut(prev).next = next;
         if next == NIL {
             q.tail = prev;
         } else {
             slab.node_mut(next).prev = prev;
         }
-        // Not NIL (the queue holds `prev`), and not `idx` (which has a predecessor).
-        let old_head = q.head;
-        q.head = idx;
-        let node = slab.node_mut(idx);
-        node.prev = NIL;
-        node.next = old_head;
         slab.node_mut(old_head).prev = idx;
     }
 
@@ -375,7 +384,7 @@ impl Queues {
     #[inline]
     pub(crate) fn on_hit<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
         match self.policy {
-            Policy::Lru => self.bring_to_head(slab, idx),
+            Policy::Lru => self.bring_to_head(slab, idx, None),
             Policy::S3Fifo => hit_shared(slab.node(idx)),
             Policy::TinyLfu => self.on_hit_tinylfu(slab, idx),
         }

@@ -173,14 +173,12 @@ impl<K, V> Shard<K, V> {
 
     /// Replays an LRU hit recorded under the read lock (see `cell.rs`); a record whose node has
     /// since been freed, or given another entry or value, is skipped.
+    ///
+    /// Only LRU records hits, so this moves the node to the head without asking the policy.
+    #[inline]
     pub(crate) fn replay_hit(&mut self, record: HitRecord) {
-        let idx = record.idx();
-        if (idx as usize) < self.slab.capacity() {
-            let node = self.slab.node(idx);
-            if node.is_occupied() && node.version == record.version() {
-                self.queues.on_hit(&mut self.slab, idx);
-            }
-        }
+        debug_assert!(self.queues.policy.records_hits());
+        self.queues.bring_to_head(&mut self.slab, record.idx(), Some(record.version()));
     }
 
     /// Counts an entry's deadline going from `old` to `new` (0: none) in `expiring`.

@@ -259,6 +259,12 @@ impl<K, V> Slab<K, V> {
         &mut self.pages[(idx >> PAGE_SHIFT) as usize][idx as usize & (PAGE - 1)]
     }
 
+    /// Node `idx`, or `None` past the last page.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, idx: u32) -> Option<&mut Node<K, V>> {
+        Some(&mut self.pages.get_mut((idx >> PAGE_SHIFT) as usize)?[idx as usize & (PAGE - 1)])
+    }
+
     /// Stores an entry in a vacant node and returns its index.
     ///
     /// # Panics
