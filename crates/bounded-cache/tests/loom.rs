@@ -238,26 +238,24 @@ fn readers_on_two_slots_never_overlap_a_writer() {
 #[test]
 fn lru_overflowing_hits_skip_recycled_nodes() {
     loom::model(|| {
-        // The buffer holds one record, so one of the two readers' hits overflows and is replayed
-        // after its read lock is gone, while the writer may have removed 1 and given its node to
-        // 9. The writer's own steps fix the order: 3 was refreshed after 9 was inserted. A stale
-        // hit applied to 9's node would move 9 back in front of 3. (Room for four: replacing 3
+        // The buffer holds one record, so the reader's second hit on 1 overflows (its first
+        // fills the buffer of its slot, which no other thread uses) and is replayed after its
+        // read has ended, while the writer may have removed 1 and given its node to 9. The
+        // writer's own steps fix the order: 3 was refreshed after 9 was inserted. A stale hit
+        // applied to 9's node would move 9 back in front of 3. (Room for four: replacing 3
         // reserves its new weight before the old one is returned.)
         let cache = entries(Policy::Lru, 4, 1);
         for k in 1..=3 {
             cache.insert(k, k).unwrap();
         }
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let cache = cache.clone();
-                thread::spawn(move || cache.get(&1))
-            })
-            .collect();
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || [cache.get(&1), cache.get(&1)])
+        };
         cache.remove(&1);
         cache.insert(9, 9).unwrap();
         cache.insert(3, 33).unwrap();
-        for r in readers {
-            let got = r.join().unwrap();
+        for got in reader.join().unwrap() {
             assert!(got.is_none() || got == Some(1));
         }
         assert_eq!(cache.eviction_order_of_shard(0), vec![2, 9, 3]);
