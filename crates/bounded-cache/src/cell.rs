@@ -162,6 +162,18 @@ impl Slot {
         }
     }
 
+    /// Whether `idx` is the node this slot's readers hit last: the last record since the last
+    /// replay, or with none, the queue's head as `at_head` reads it. A hit on it again changes
+    /// no order, so it need not be recorded. The head alone does not say it: hits recorded and
+    /// not yet replayed may have made another node the most recent.
+    #[inline]
+    fn hit_last(&self, idx: u32, at_head: impl FnOnce() -> bool) -> bool {
+        match self.next.load(Relaxed) {
+            0 => at_head(),
+            n => HitRecord(self.records[n.min(READ_BUFFER) - 1].load(Relaxed)).idx() == idx,
+        }
+    }
+
     /// Replays and empties the buffer; only by a writer that has excluded the readers.
     fn drain_into<K, V>(&self, shard: &mut Shard<K, V>) {
         // The records were stored by readers whose release this writer has acquired (module
@@ -299,7 +311,7 @@ impl<K, V> ReadGuard<'_, K, V> {
     /// full: the caller passes it to [`ShardCell::replay_overflow`] once the guard is dropped.
     #[inline]
     pub(crate) fn record_hit(&self, idx: u32) -> Option<HitRecord> {
-        if self.is_most_recent(idx) {
+        if self.slot.hit_last(idx, || self.is_most_recent(idx)) {
             return None;
         }
         let record = HitRecord::new(idx, self.slab.node(idx).version);

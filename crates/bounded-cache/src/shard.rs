@@ -143,7 +143,9 @@ impl<K, V> Shard<K, V> {
         self.queues.policy
     }
 
-    /// Whether `idx` is already the most recent entry of LRU's queue (a hit on it changes nothing).
+    /// Whether `idx` heads LRU's queue: the most recent entry, unless hits recorded under the
+    /// read lock and not yet replayed moved another in front (`cell.rs` asks this only when its
+    /// slot holds none).
     #[inline]
     pub(crate) fn is_most_recent(&self, idx: u32) -> bool {
         self.queues.policy == Policy::Lru && self.queues.q[0].head == idx

@@ -61,6 +61,25 @@ fn lru_evicts_least_recently_used_exactly() {
 }
 
 #[test]
+fn lru_counts_a_hit_on_the_head_after_hits_not_yet_replayed() {
+    // Gets record their hits for the next write to replay. The queue's head is 3 while the hit
+    // on 1 waits in the buffer, but the hit on 3 that follows it still makes 3 the most recent:
+    // replayed in order, the two hits leave 2 the victim and 1 next.
+    let cache = lru(3);
+    for k in 1..=3 {
+        cache.insert(k, k).unwrap();
+    }
+    assert_eq!(cache.get(&1), Some(1));
+    assert_eq!(cache.get(&3), Some(3));
+    assert_eq!(cache.eviction_order_of_shard(0), vec![2, 1, 3]);
+    // Hit twice in a row, an entry is the most recent once: the second hit changes nothing.
+    assert_eq!(cache.get(&2), Some(2));
+    assert_eq!(cache.get(&2), Some(2));
+    assert_eq!(cache.get(&1), Some(1));
+    assert_eq!(cache.eviction_order_of_shard(0), vec![3, 2, 1]);
+}
+
+#[test]
 fn budget_is_never_exceeded_and_heavy_entries_come_back() {
     let cache: Cache<u32, Vec<u8>> = Cache::builder(10_000).shards(8).build().unwrap();
     for i in 0..if cfg!(miri) { 120 } else { 1000 } {
