@@ -87,7 +87,7 @@ use crate::slab::{NIL, Node, Slab};
 ///
 /// `TinyLfu` is ahead of every peer on OLTP at every size (by 1.1 to 4.5 points) and on `loop`
 /// at 800 (by 3.1), and within 1 point of the best on 4 of the rows it is behind. Its hits cost
-/// what an `S3Fifo` hit does, 144 instructions per get against LRU's 213
+/// what an `S3Fifo` hit does, 142 instructions per get against LRU's 220
 /// (`scripts/bench-cache-instructions.py`, 100,000 entries): a hit takes no lock, and writes only
 /// its entry's counter, until the counter saturates, and its thread's slot, so no line common to
 /// all hits (see the module's implementation notes and `cell.rs`).
