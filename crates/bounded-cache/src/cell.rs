@@ -61,7 +61,9 @@
 //! and the writer that replays it excluded that reader first. The reader's `Release` (or its
 //! unlock) makes the store visible to the writer, so the buffer's own atomics are relaxed. Hits
 //! of one slot replay in their order; on one thread nothing is dropped and the order is exact (the
-//! fuzz target checks it).
+//! fuzz target checks it). A hit that repeats the slot's last record (or, with none pending, hits
+//! the queue's head) is not recorded: replayed, it would change nothing. The head alone would not
+//! do: while the slot's records wait, they may have made another node the most recent.
 //!
 //! When a slot's buffer is full, the hit's thread ends its read and takes the write lock if it is
 //! free, replaying every buffer and then its own hit; if the lock is busy, that hit is dropped,
@@ -165,7 +167,9 @@ impl Slot {
     /// Whether `idx` is the node this slot's readers hit last: the last record since the last
     /// replay, or with none, the queue's head as `at_head` reads it. A hit on it again changes
     /// no order, so it need not be recorded. The head alone does not say it: hits recorded and
-    /// not yet replayed may have made another node the most recent.
+    /// not yet replayed may have made another node the most recent. Exact for a slot of one
+    /// thread; threads sharing a slot may read a record another is about to overwrite, and then
+    /// leave a hit out, which is the approximation under contention of the module docs.
     #[inline]
     fn hit_last(&self, idx: u32, at_head: impl FnOnce() -> bool) -> bool {
         match self.next.load(Relaxed) {
@@ -311,7 +315,7 @@ impl<K, V> ReadGuard<'_, K, V> {
     /// full: the caller passes it to [`ShardCell::replay_overflow`] once the guard is dropped.
     #[inline]
     pub(crate) fn record_hit(&self, idx: u32) -> Option<HitRecord> {
-        if self.slot.hit_last(idx, || self.is_most_recent(idx)) {
+        if self.slot.hit_last(idx, || self.heads_lru_queue(idx)) {
             return None;
         }
         let record = HitRecord::new(idx, self.slab.node(idx).version);
@@ -540,11 +544,11 @@ mod tests {
                 assert_eq!(read.record_hit(i), None, "the buffer has room");
             }
         }
-        assert!(cell.write().is_most_recent(idx[2]));
+        assert!(cell.write().heads_lru_queue(idx[2]));
         // One hit on 3 overwrites the first record; replaying the two stale ones behind it would
         // leave 2 the most recent.
         assert_eq!(cell.read().record_hit(idx[3]), None);
-        assert!(cell.write().is_most_recent(idx[3]));
+        assert!(cell.write().heads_lru_queue(idx[3]));
     }
 
     #[test]

@@ -316,7 +316,10 @@ impl Queues {
     /// LRU hits is this function, many times over).
     #[inline]
     pub(crate) fn bring_to_head<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, seen: Option<u16>) {
-        let Some(node) = slab.get_mut(idx) else { return };
+        let Some(node) = slab.get_mut(idx) else {
+            debug_assert!(seen.is_some(), "a hit under the write lock is on a node of the slab");
+            return;
+        };
         if seen.is_some_and(|version| !node.is_occupied() || node.version != version) {
             return;
         }

@@ -147,7 +147,7 @@ impl<K, V> Shard<K, V> {
     /// read lock and not yet replayed moved another in front (`cell.rs` asks this only when its
     /// slot holds none).
     #[inline]
-    pub(crate) fn is_most_recent(&self, idx: u32) -> bool {
+    pub(crate) fn heads_lru_queue(&self, idx: u32) -> bool {
         self.queues.policy == Policy::Lru && self.queues.q[0].head == idx
     }
 

@@ -239,7 +239,8 @@ fn readers_on_two_slots_never_overlap_a_writer() {
 fn lru_overflowing_hits_skip_recycled_nodes() {
     loom::model(|| {
         // The buffer holds one record, so the reader's second hit on 1 overflows (its first
-        // fills the buffer of its slot, which no other thread uses) and is replayed after its
+        // fills the buffer of its slot, where no other thread records hits) unless a write
+        // replayed the first in between; the overflowing hit is replayed after its
         // read has ended, while the writer may have removed 1 and given its node to 9. The
         // writer's own steps fix the order: 3 was refreshed after 9 was inserted. A stale hit
         // applied to 9's node would move 9 back in front of 3. (Room for four: replacing 3
