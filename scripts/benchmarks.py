@@ -6,7 +6,7 @@ Usage: scripts/benchmarks.py [--no-run]
   --no-run   regenerate from an earlier run's results (criterion's target/criterion, and the
              outputs captured in target/bench-doc/) instead of running everything again
 
-A full run takes about 25 minutes on 2 cores. Directives in the template, each alone on a line:
+A full run takes about an hour on 2 cores (56 minutes on 2026-12-06). Directives in the template, each alone on a line:
   {{machine}}                    the machine, toolchain and date
   {{bench [servers] ARGS}}       runs `cargo bench -p benches ARGS` (through scripts/servers.sh
                                  with `servers`) and shows the command

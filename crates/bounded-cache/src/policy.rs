@@ -76,18 +76,18 @@ use crate::slab::{NIL, Node, Slab};
 ///
 /// Over the 19 trace and size rows of `hitratio` in BENCHMARKS.md (database, disk, loop and
 /// web traces, the last with object sizes), against the best of moka 0.12, quick_cache 0.7,
-/// TinyUFO 0.9 and exact LRU on each row (mean of three runs, 2026-12-05,
+/// TinyUFO 0.9 and exact LRU on each row (mean of three runs, 2026-12-06,
 /// `scripts/benchmarks.py`):
 ///
 /// | policy | rows behind the best peer | points behind, summed | worst row |
 /// |---|---|---|---|
-/// | `TinyLfu` | 12 of 19 | 24.7 | 4.9 (`zigzag` at 1,000 entries) |
-/// | `S3Fifo` | 12 | 96.7 | 33.6 (`zigzag` at 1,000) |
-/// | `Lru` | 18 | 184.5 | 73.3 (`loop` at 800) |
+/// | `TinyLfu` | 13 of 19 | 24.0 | 4.6 (`zigzag` at 1,000 entries) |
+/// | `S3Fifo` | 11 | 97.9 | 33.6 (`zigzag` at 1,000) |
+/// | `Lru` | 17 | 186.0 | 74.8 (`loop` at 800) |
 ///
-/// `TinyLfu` is ahead of every peer on OLTP at every size (by 1.1 to 4.5 points) and on `loop`
-/// at 800 (by 3.1), and within 1 point of the best on 4 of the rows it is behind. Its hits cost
-/// what an `S3Fifo` hit does, 142 instructions per get against LRU's 220
+/// `TinyLfu` is ahead of every peer on OLTP at every size (by 1.6 to 4.7 points) and on `loop`
+/// at 800 (by 1.6), and within 1 point of the best on 5 of the rows it is behind. Its hits cost
+/// what an `S3Fifo` hit does, 145 instructions per get against LRU's 221
 /// (`scripts/bench-cache-instructions.py`, 100,000 entries): a hit takes no lock, and writes only
 /// its entry's counter, until the counter saturates, and its thread's slot, so no line common to
 /// all hits (see the module's implementation notes and `cell.rs`).
