@@ -1,10 +1,11 @@
 //! Replays a cache trace through each implementation at given capacities and prints hit ratios.
 //!
 //! ```text
-//! cargo run --release -p benches --bin hitratio -- <trace file> <capacity>... [--format arc|lirs|sized] [--only <name>]...
+//! cargo run --release -p benches --bin hitratio -- <trace file> <capacity>... [--format arc|lirs|sized] [--only <name>]... [--shards <n>]
 //! ```
 //!
 //! `--only` replays only the implementations so named (repeatable), for a quicker run.
+//! `--shards` builds our caches with that many shards (a power of two) instead of their default.
 //!
 //! Formats (told by the file name unless `--format` is given): `arc` (`*.lis[.zst]`: lines
 //! `start nblocks ignore req_no`, touching keys `start..start+nblocks`), `lirs` (`*.trace[.gz]`: one key
@@ -169,18 +170,21 @@ fn run(cache: &mut dyn Replay, trace: &[Request]) -> f64 {
     100.0 * hits as f64 / trace.len() as f64
 }
 
-fn implementations(capacity: u64, sized: bool) -> Vec<(&'static str, Box<dyn Replay>)> {
+/// The implementations at `capacity`; ours with `shards` shards if given, else their default.
+fn implementations(
+    capacity: u64,
+    sized: bool,
+    shards: Option<usize>,
+) -> Vec<(&'static str, Box<dyn Replay>)> {
     let ours = |policy| -> Box<dyn Replay> {
         if sized {
-            Box::new(Ours(
-                Cache::builder(capacity)
-                    .policy(policy)
-                    .weigher(|_: &u64, s: &u32| *s as usize)
-                    .build()
-                    .unwrap(),
-            ))
+            let builder = Cache::builder(capacity).policy(policy);
+            let builder = if let Some(n) = shards { builder.shards(n) } else { builder };
+            Box::new(Ours(builder.weigher(|_: &u64, s: &u32| *s as usize).build().unwrap()))
         } else {
-            Box::new(Ours(Cache::builder(0).max_entries(capacity).policy(policy).build().unwrap()))
+            let builder = Cache::builder(0).max_entries(capacity).policy(policy);
+            let builder = if let Some(n) = shards { builder.shards(n) } else { builder };
+            Box::new(Ours(builder.build().unwrap()))
         }
     };
     let moka = if sized {
@@ -214,12 +218,20 @@ fn main() -> ExitCode {
     let mut format = None;
     let mut capacities = Vec::new();
     let mut only = Vec::new();
+    let mut shards = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--only" => match args.next() {
                 Some(name) => only.push(name),
                 None => {
                     eprintln!("--only takes an implementation's name");
+                    return ExitCode::from(2);
+                }
+            },
+            "--shards" => match args.next().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if n.is_power_of_two() => shards = Some(n),
+                _ => {
+                    eprintln!("--shards takes a power of two");
                     return ExitCode::from(2);
                 }
             },
@@ -239,7 +251,9 @@ fn main() -> ExitCode {
         }
     }
     let (Some(path), false) = (path, capacities.is_empty()) else {
-        eprintln!("usage: hitratio <trace file> <capacity>... [--format arc|lirs|sized] [--only <name>]...");
+        eprintln!(
+            "usage: hitratio <trace file> <capacity>... [--format arc|lirs|sized] [--only <name>]... [--shards <n>]"
+        );
         return ExitCode::from(2);
     };
     let path = Path::new(&path);
@@ -294,7 +308,7 @@ fn main() -> ExitCode {
                 }
             },
         };
-        let mut chosen = implementations(capacity, sized);
+        let mut chosen = implementations(capacity, sized, shards);
         if !only.is_empty() {
             chosen.retain(|(name, _)| only.iter().any(|o| o == name));
             if chosen.is_empty() {
